@@ -1,0 +1,138 @@
+"""HTTP edge of accounts and the catalog: parse, call the domain, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from checkout.accounts import create_account, require
+from checkout.catalog import NewProduct, ProductOut, ProductPatch, product_view
+from checkout.store import Role
+from server import keys
+from server.bodies import read_json
+from server.errors import Invalid
+from server.routing import Handler, Route, json_response, principal
+
+
+class NewAccount(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+    def __post_init__(self) -> None:
+        self.name = self.name.strip()
+        if not self.name:
+            raise Invalid("name", "must not be blank", code="invalid_field")
+
+
+class AccountOut(msgspec.Struct):
+    id: str
+    name: str
+    role: str
+    token: str
+
+
+def _account_creator(role: Role, needs_admin: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        if needs_admin:
+            require(await principal(request), Role.ADMIN)
+        new = await read_json(request, NewAccount)
+        account, token = await create_account(request.app[keys.STORE], role, new.name)
+        return json_response(
+            AccountOut(id=account.id, name=account.name, role=str(account.role), token=token), 201
+        )
+
+    return handler
+
+
+async def create_product(request: web.Request) -> web.Response:
+    who = await principal(request)
+    new = await read_json(request, NewProduct)
+    product = await request.app[keys.CATALOG].create(who, new)
+    return json_response(product_view(product), 201)
+
+
+async def get_product(request: web.Request) -> web.Response:
+    product = await request.app[keys.CATALOG].get(request.match_info["product_id"])
+    return json_response(product_view(product))
+
+
+async def patch_product(request: web.Request) -> web.Response:
+    who = await principal(request)
+    catalog = request.app[keys.CATALOG]
+    # Authorize before reading the body: a stranger learns nothing from a bad body.
+    await catalog.check_can_edit(who, request.match_info["product_id"])
+    patch = await read_json(request, ProductPatch)
+    product = await catalog.update(who, request.match_info["product_id"], patch)
+    return json_response(product_view(product))
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/api/brands",
+        _account_creator(Role.BRAND, True),
+        "Create a brand",
+        "accounts",
+        roles=("admin",),
+        body=NewAccount,
+        response=AccountOut,
+        status=201,
+        errors=(400, 401, 403, 413, 415, 422),
+    ),
+    Route(
+        "POST",
+        "/api/hosts",
+        _account_creator(Role.HOST, True),
+        "Create a host",
+        "accounts",
+        roles=("admin",),
+        body=NewAccount,
+        response=AccountOut,
+        status=201,
+        errors=(400, 401, 403, 413, 415, 422),
+    ),
+    Route(
+        "POST",
+        "/api/viewers",
+        _account_creator(Role.VIEWER, False),
+        "Create a light viewer session",
+        "accounts",
+        body=NewAccount,
+        response=AccountOut,
+        status=201,
+        errors=(400, 413, 415, 422),
+    ),
+    Route(
+        "POST",
+        "/api/products",
+        create_product,
+        "Create a product",
+        "catalog",
+        roles=("brand", "admin"),
+        body=NewProduct,
+        response=ProductOut,
+        status=201,
+        errors=(400, 401, 403, 413, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/api/products/{product_id}",
+        get_product,
+        "Get a product",
+        "catalog",
+        response=ProductOut,
+        errors=(404,),
+    ),
+    Route(
+        "PATCH",
+        "/api/products/{product_id}",
+        patch_product,
+        "Change a product",
+        "catalog",
+        roles=("brand", "admin"),
+        body=ProductPatch,
+        response=ProductOut,
+        errors=(400, 401, 403, 404, 413, 415, 422),
+    ),
+]

@@ -1,0 +1,27 @@
+"""Typed application state: every long-lived part of the server, as an aiohttp AppKey."""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from checkout.accounts import Authenticator
+    from checkout.catalog import Catalog
+    from checkout.store import Store
+    from config.settings import Settings
+    from server.metrics import Metrics
+    from server.routing import Route
+    from streaming.streams import Streams
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
+STREAMS: web.AppKey[Streams] = web.AppKey("streams")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
+# Open WebSockets, closed with 1001 (going away) when the server shuts down.
+WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")

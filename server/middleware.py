@@ -1,0 +1,189 @@
+"""The three middlewares every request passes: observe (metrics + access log), CORS, errors.
+
+Order matters: `observe` is outermost so it sees the final status of every
+request, errors included; `cors` adds its headers to error bodies too, so a
+browser can read them; `errors` turns every exception into API.md's body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server import keys
+from server.errors import LivecartError, RateLimited
+from server.logs import log
+from server.routing import json_response
+
+access_log = logging.getLogger("livecart.http")
+error_log = logging.getLogger("livecart.errors")
+
+_AIOHTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match"
+CORS_EXPOSE_HEADERS = "Location, Link, ETag, Retry-After"
+
+
+def route_label(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource
+    if resource is None or getattr(request.match_info, "http_exception", None) is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+class InFlight:
+    """Requests being handled now, so shutdown can wait for them before closing connections."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.enter()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects and the like pass through
+        status = exc.status
+        raise
+    finally:
+        in_flight.leave()
+        elapsed = time.perf_counter() - started
+        route = route_label(request)
+        if route != "/metrics":
+            request.app[keys.METRICS].observe(request.method, route, status, elapsed)
+        log(
+            access_log,
+            logging.INFO,
+            "request",
+            method=request.method,
+            route=route,
+            path=request.path,
+            status=status,
+            ms=round(elapsed * 1000, 2),
+            remote=request.remote,
+        )
+
+
+def _route_methods(request: web.Request) -> set[str]:
+    match_info = request.match_info
+    exc = getattr(match_info, "http_exception", None)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return set(exc.allowed_methods)
+    resource = match_info.route.resource
+    if exc is not None or resource is None:
+        return set()
+    return {route.method for route in resource}
+
+
+def _allowed_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    allowed = request.app[keys.SETTINGS].cors_origins
+    if "*" in allowed:
+        return "*"
+    return origin if origin.rstrip("/") in allowed else None
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    origin = _allowed_origin(request)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        # A preflight: answered here for every route, so handlers never see it.
+        allowed_methods = sorted(_route_methods(request) - {"HEAD", "OPTIONS"})
+        if not allowed_methods:
+            return await handler(request)  # unknown path: 404 from the router
+        response = web.Response(status=204)
+        response.headers["Allow"] = ", ".join(allowed_methods)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = ", ".join(allowed_methods)
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+            if origin != "*":
+                response.headers["Vary"] = "Origin"
+        return response
+    try:
+        answer = await handler(request)
+    except web.HTTPException as exc:
+        _add_cors(exc, origin)
+        raise
+    _add_cors(answer, origin)
+    return answer
+
+
+def _add_cors(response: web.StreamResponse | web.HTTPException, origin: str | None) -> None:
+    if origin is None or getattr(response, "prepared", False):
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    if origin != "*":
+        response.headers["Vary"] = "Origin"
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LivecartError as exc:
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return json_response(exc.body(), status=exc.status, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _AIOHTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else f"no such resource: {request.path}"
+        if exc.status == 405:
+            message = f"{request.method} is not allowed here"
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
+        return json_response(
+            {"error": {"code": code, "message": message}}, status=exc.status, headers=headers
+        )
+    except Exception:
+        error_log.exception(
+            "unhandled error", extra={"fields": {"method": request.method, "path": request.path}}
+        )
+        return json_response(
+            {"error": {"code": "internal_error", "message": "something went wrong on our side"}},
+            status=500,
+        )

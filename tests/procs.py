@@ -1,0 +1,99 @@
+"""Server processes for tests: start `python -m server`, wait until it answers, stop it by PID.
+
+Every wait is bounded; a process a test forgets is killed by the fixture that made it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class ServerProcess:
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    proc: subprocess.Popen[str] | None = None
+    stdout_path: Path | None = None
+    stderr_path: Path | None = None
+    _files: list[object] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, workdir: Path, timeout: float = 20.0) -> ServerProcess:
+        self.stdout_path = workdir / f"server-{self.port}-{time.monotonic_ns()}.out"
+        self.stderr_path = self.stdout_path.with_suffix(".err")
+        out = self.stdout_path.open("w")
+        err = self.stderr_path.open("w")
+        self._files = [out, err]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", *self.args],
+            cwd=workdir,
+            env=self.env,
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.stderr()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not answer within {timeout}s: {self.stderr()}")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text() if self.stdout_path else ""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal the process and wait for it; returns its exit code (kills it past timeout)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"server did not stop within {timeout}s") from None
+        for f in self._files:
+            f.close()  # type: ignore[attr-defined]
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in self._files:
+            f.close()  # type: ignore[attr-defined]
