@@ -80,7 +80,7 @@ def test_first_start_prints_admin_token_once_and_it_works(
 def test_logs_are_one_line_per_event_with_a_level(servers: list[ServerProcess], tmp_path: Path) -> None:
     server = _serve(servers, tmp_path)
     _request(f"{server.url}/healthz")
-    assert server.stop() == 0
+    assert server.stop(signal.SIGINT) == 0  # Ctrl-C is as clean as SIGTERM
     lines = [line for line in server.stderr().splitlines() if line.strip()]
     assert lines, "no log lines"
     for line in lines:
@@ -205,3 +205,31 @@ def test_livecart_console_script_exists() -> None:
     script = Path(sys.executable).parent / "livecart"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "serve" in result.stdout and "demo" in result.stdout
+
+
+def test_migrate_prepares_the_database_and_exits(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        cwd=tmp_path,
+        env=clean_env(LIVECART_DATA_DIR=str(tmp_path / "m")),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m" / "livecart.db").exists()
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=tmp_path,
+        env=clean_env(LIVECART_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{port}/x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "hunter2" not in result.stderr
+    assert f"postgresql://u:****@127.0.0.1:{port}/x" in result.stderr
