@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from checkout.store import StoreError
 from checkout.store_sql import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, SqlStore

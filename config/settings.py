@@ -180,6 +180,11 @@ class Settings:
     log_level: str = field(default="info", metadata={"parse": _choice("debug", "info", "warning", "error")})
     log_format: str = field(default="text", metadata={"parse": _choice("text", "json")})
     blocked_words: tuple[str, ...] = field(default=(), metadata={"parse": _string_list})
+    chat_rate_per_s: float = field(default=0.5, metadata={"parse": _positive_float})
+    chat_burst: int = field(default=5, metadata={"parse": _int_between(1, 1000)})
+    ws_send_buffer_bytes: int = field(
+        default=256 * 1024, metadata={"parse": _int_between(4096, 64 * 1024 * 1024)}
+    )
 
     # -- derived values -----------------------------------------------------------
     @property

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 
 from aiohttp import WSCloseCode, web
 
+from chat import ws as chat_routes
+from chat.broker import Broker
+from chat.broker_memory import MemoryBroker
+from chat.broker_redis import RedisBroker, connect
+from chat.hub import Hub, HubSettings
+from chat.roomstate import MemoryRoomState, RoomState
+from chat.roomstate_redis import RedisRoomState
+from chat.session import ChatLimits
 from checkout import routes as checkout_routes
 from checkout.accounts import Authenticator
 from checkout.catalog import Catalog
@@ -20,6 +29,8 @@ from server.routing import Route
 from streaming import routes as streaming_routes
 from streaming.streams import Streams
 
+HUB_SETTINGS: web.AppKey[HubSettings] = web.AppKey("hub_settings")
+
 
 def all_routes() -> list[Route]:
     return [
@@ -27,16 +38,20 @@ def all_routes() -> list[Route]:
         *openapi.ROUTES,
         *checkout_routes.ROUTES,
         *streaming_routes.ROUTES,
+        *chat_routes.ROUTES,
     ]
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, hub_settings: HubSettings | None = None) -> web.Application:
+    """The whole server. `hub_settings` tunes room chores (tests shorten the ticks)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe, cors, errors])
     app[keys.SETTINGS] = settings
+    app[HUB_SETTINGS] = hub_settings or HubSettings(send_buffer_limit=settings.ws_send_buffer_bytes)
     app[keys.METRICS] = Metrics()
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[IN_FLIGHT] = InFlight()
     app[health.READINESS] = {}
+    app[keys.CHAT_LIMITS] = ChatLimits(chat_per_s=settings.chat_rate_per_s, chat_burst=settings.chat_burst)
 
     routes = all_routes()
     for route in routes:
@@ -46,22 +61,43 @@ def create_app(settings: Settings) -> web.Application:
     if health.STATIC_DIR.is_dir():
         app.router.add_static("/static/", health.STATIC_DIR)
 
-    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_services_ctx)
     app.on_shutdown.append(_close_websockets)
     return app
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store: Store = await open_store(settings.effective_database_url)
-    app[keys.STORE] = store
-    app[keys.AUTH] = Authenticator(store, settings.admin_token)
-    app[keys.CATALOG] = Catalog(store)
-    app[keys.STREAMS] = Streams(store, settings.effective_public_url)
-    app[health.READINESS]["database"] = store.ping
+    client = connect(settings.redis_url) if settings.redis_url else None
     try:
-        yield
+        broker: Broker
+        state: RoomState
+        if client is not None:
+            assert settings.redis_url is not None
+            broker = RedisBroker(settings.redis_url, client=client)
+            state = RedisRoomState(client)
+        else:
+            broker, state = MemoryBroker(), MemoryRoomState()
+        hub = Hub(broker, state, app[HUB_SETTINGS])
+        app[keys.STORE] = store
+        app[keys.HUB] = hub
+        app[keys.AUTH] = Authenticator(store, settings.admin_token)
+        app[keys.CATALOG] = Catalog(store)
+        app[keys.STREAMS] = Streams(store, settings.effective_public_url, events=hub, viewers=hub.viewers)
+        app[keys.METRICS].track_hub(hub)
+        checks = app[health.READINESS]
+        checks["database"] = store.ping
+        if client is not None:
+            checks["redis"] = broker.ping
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
     finally:
+        if client is not None:
+            await client.aclose()
         await store.close()
 
 
@@ -76,7 +112,16 @@ async def drain(app: web.Application, timeout: float) -> bool:
     return await app[IN_FLIGHT].wait_idle(timeout)
 
 
-async def _close_websockets(app: web.Application) -> None:
+async def _close_websockets(app: web.Application, timeout: float = 5.0) -> None:
+    """Send every socket a 1001 close at once and give the peers `timeout` to answer."""
     open_sockets = app[keys.WEBSOCKETS]
-    for ws in list(open_sockets):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+    sockets = list(open_sockets)
+    if not sockets:
+        return
+    closing = [
+        asyncio.create_task(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"))
+        for ws in sockets
+    ]
+    _, pending = await asyncio.wait(closing, timeout=timeout)
+    for task in pending:
+        task.cancel()

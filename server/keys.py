@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from chat.hub import Hub
+    from chat.session import ChatLimits
     from checkout.accounts import Authenticator
     from checkout.catalog import Catalog
     from checkout.store import Store
@@ -22,6 +24,8 @@ AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
 STREAMS: web.AppKey[Streams] = web.AppKey("streams")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 # Open WebSockets, closed with 1001 (going away) when the server shuts down.
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")

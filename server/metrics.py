@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from chat.hub import Hub
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -39,5 +47,35 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
+    def track_hub(self, hub: Hub) -> None:
+        self.registry.register(_HubCollector(hub))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _HubCollector(Collector):
+    """Reads the hub's plain counters at scrape time: nothing per event but an integer add."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self._hub
+        c = hub.counters
+        yield GaugeMetricFamily(
+            "livecart_ws_connections",
+            "Open room WebSockets on this node.",
+            value=sum(len(r.sockets) for r in hub.rooms.values()),
+        )
+        yield GaugeMetricFamily("livecart_rooms", "Rooms with sockets on this node.", value=len(hub.rooms))
+        yield CounterMetricFamily("livecart_room_events", "Events fanned out on this node.", value=c.events)
+        yield CounterMetricFamily("livecart_ws_frames", "Frames written to room sockets.", value=c.frames)
+        yield CounterMetricFamily(
+            "livecart_ws_deliveries",
+            "Events delivered to sockets (events times sockets).",
+            value=c.deliveries,
+        )
+        yield CounterMetricFamily(
+            "livecart_ws_slow_consumers_dropped", "Sockets cut off for not keeping up.", value=c.dropped_slow
+        )

@@ -7,8 +7,9 @@ are handed to an `EventPublisher` so the room can broadcast them.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Protocol
 
 import msgspec
@@ -16,19 +17,22 @@ import msgspec
 from checkout.accounts import forbid_unless, require
 from checkout.catalog import ProductOut, product_view
 from checkout.store import Account, InvalidTransition, Product, Role, Store, Stream, StreamState
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, Invalid, NotFound, Unavailable
+from server.logs import log
+
+logger = logging.getLogger("livecart.streams")
 
 MAX_PRODUCTS_PER_STREAM = 100
 
 
 class EventPublisher(Protocol):
-    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> None: ...
+    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> object: ...
 
 
 class NoEvents:
     """Publisher used until a room broker is wired in: state changes are stored, not broadcast."""
 
-    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
+    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> object:
         return None
 
 
@@ -70,10 +74,32 @@ class PinnedOut(msgspec.Struct):
 
 
 class Streams:
-    def __init__(self, store: Store, public_url: str, events: EventPublisher | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        public_url: str,
+        events: EventPublisher | None = None,
+        viewers: Callable[[str], Awaitable[int]] | None = None,
+    ) -> None:
         self._store = store
         self._public_url = public_url.rstrip("/")
         self.events: EventPublisher = events or NoEvents()
+        self._viewers = viewers
+
+    async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
+        """Tell the room; the change is already stored, so a broker outage only delays the news
+        (clients that reconnect read the state over HTTP)."""
+        try:
+            await self.events.publish(stream_id, type, data)
+        except Unavailable as exc:
+            log(
+                logger,
+                logging.WARNING,
+                "room event not published",
+                stream=stream_id,
+                type=type,
+                error=str(exc),
+            )
 
     # -- reading -------------------------------------------------------------------
     async def get(self, stream_id: str) -> Stream:
@@ -89,9 +115,17 @@ class Streams:
         """Stream bodies with their products, fetching all products in one query."""
         wanted = list(dict.fromkeys(pid for s in streams for pid in s.product_ids))
         products = {p.id: p for p in await self._store.get_products(wanted)}
-        return [self.view(s, products) for s in streams]
+        counts = dict.fromkeys((s.id for s in streams), 0)
+        if self._viewers is not None:
+            for s in streams:
+                if s.state is StreamState.LIVE:
+                    try:
+                        counts[s.id] = await self._viewers(s.id)
+                    except Unavailable:
+                        pass  # the count is a nicety; the stream itself is still served
+        return [self.view(s, products, counts[s.id]) for s in streams]
 
-    def view(self, stream: Stream, products: dict[str, Product]) -> StreamOut:
+    def view(self, stream: Stream, products: dict[str, Product], viewers: int = 0) -> StreamOut:
         base = f"{self._public_url}/api/streams/{stream.id}"
         pinned = products.get(stream.pinned_product_id) if stream.pinned_product_id else None
         return StreamOut(
@@ -102,7 +136,7 @@ class Streams:
             products=[product_view(products[p]) for p in stream.product_ids if p in products],
             pinned=product_view(pinned) if pinned else None,
             sale=None,
-            viewers=0,
+            viewers=viewers,
             whip_url=f"{base}/whip",
             whep_url=f"{base}/whep",
             watch_url=f"{self._public_url}/watch/{stream.id}",
@@ -138,7 +172,7 @@ class Streams:
         if stream is None:
             raise NotFound(f"no stream with id {stream_id!r}", code="stream_not_found")
         if before.state is not stream.state:
-            await self.events.publish(stream_id, "stream", {"state": str(stream.state)})
+            await self._announce(stream_id, "stream", {"state": str(stream.state)})
         return stream
 
     async def end(self, principal: Account | None, stream_id: str) -> Stream:
@@ -155,7 +189,7 @@ class Streams:
         if product is None:
             raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
         await self._store.set_pinned(stream_id, product_id)
-        await self.events.publish(stream_id, "pin", {"product": msgspec.to_builtins(product_view(product))})
+        await self._announce(stream_id, "pin", {"product": msgspec.to_builtins(product_view(product))})
         return product
 
     async def unpin(self, principal: Account | None, stream_id: str) -> None:
@@ -165,4 +199,4 @@ class Streams:
         if stream.pinned_product_id is None:
             return
         await self._store.set_pinned(stream_id, None)
-        await self.events.publish(stream_id, "unpin", {})
+        await self._announce(stream_id, "unpin", {})

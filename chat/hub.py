@@ -1,0 +1,198 @@
+"""The node's hub: which rooms have local sockets, and the room-wide chores.
+
+It subscribes the node to a room's events while the room has local sockets, feeds
+those events to the room's LocalRoom, and runs three ticks for all rooms at once
+(never a timer per socket): likes aggregated and published, viewer counts
+reported and shared, WebSocket pings.
+
+Everything else in the server publishes room events through `Hub.publish`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from chat.broker import Broker, Event
+from chat.fanout import Connection, Counters, LocalRoom
+from chat.roomstate import RoomState
+from server.errors import Unavailable
+from server.logs import log
+
+logger = logging.getLogger("livecart.chat")
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    send_buffer_limit: int = 256 * 1024
+    batch_window_s: float = 0.05
+    likes_interval_s: float = 0.25
+    presence_interval_s: float = 2.0
+    ping_interval_s: float = 25.0
+
+
+def node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Hub:
+    def __init__(
+        self, broker: Broker, state: RoomState, settings: HubSettings | None = None, node: str | None = None
+    ) -> None:
+        self.broker = broker
+        self.state = state
+        self.settings = settings or HubSettings()
+        self.node = node or node_id()
+        self.counters = Counters()
+        self.rooms: dict[str, LocalRoom] = {}
+        self._likes: dict[str, int] = defaultdict(int)
+        self._blocked: dict[str, tuple[float, frozenset[str]]] = {}  # room → (fresh until, words)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.start(self._on_event)
+        s = self.settings
+        self._tasks = [
+            asyncio.create_task(self._every(s.likes_interval_s, self._flush_likes), name="hub-likes"),
+            asyncio.create_task(
+                self._every(s.presence_interval_s, self._report_presence), name="hub-presence"
+            ),
+            asyncio.create_task(self._every(s.ping_interval_s, self._ping), name="hub-ping"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.broker.close()
+        await self.state.close()
+
+    async def _every(self, interval: float, chore: Any) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await chore()
+            except asyncio.CancelledError:
+                raise
+            except Unavailable as exc:
+                log(logger, logging.WARNING, "room chore skipped", chore=chore.__name__, error=str(exc))
+            except Exception:
+                logger.exception("room chore failed", extra={"fields": {"chore": chore.__name__}})
+
+    # -- events in and out ---------------------------------------------------------------------
+    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> Event:
+        return await self.broker.publish(stream_id, type, data)
+
+    def _on_event(self, room_name: str, event: Event) -> None:
+        room = self.rooms.get(room_name)
+        if room is None:
+            return
+        room.push(event)
+        if event.type == "moderation" and event.data.get("action") == "ban":
+            # Every node closes its own sockets of the banned user.
+            for conn in room.connections_of(str(event.data.get("user_id"))):
+                conn.closer(1008, "banned")
+
+    # -- sockets ------------------------------------------------------------------------------
+    async def join(self, room_name: str, conn: Connection) -> LocalRoom:
+        """Add a socket (catching up until `go_live`); subscribes the node on the first one."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = self.rooms[room_name] = LocalRoom(
+                room_name,
+                send_buffer_limit=self.settings.send_buffer_limit,
+                batch_window_s=self.settings.batch_window_s,
+                counters=self.counters,
+                on_drop=self._dropped,
+            )
+            try:
+                await self.broker.subscribe(room_name)
+                room.last_seq = max(room.last_seq, await self.broker.last_seq(room_name))
+            except BaseException as exc:
+                room.ready.set_exception(exc if isinstance(exc, Exception) else Unavailable("cancelled"))
+                room.ready.exception()  # consumed here; joiners see it through `await ready`
+                if self.rooms.get(room_name) is room:
+                    del self.rooms[room_name]
+                raise
+            room.ready.set_result(None)
+        else:
+            await asyncio.shield(room.ready)
+        room.sockets[conn.id] = conn
+        return room
+
+    async def leave(self, room_name: str, conn: Connection) -> None:
+        room = self.rooms.get(room_name)
+        if room is None or room.sockets.pop(conn.id, None) is None:
+            return
+        await self._forget_if_empty(room)
+
+    def _dropped(self, room: LocalRoom, conn: Connection) -> None:
+        log(logger, logging.INFO, "slow consumer dropped", room=room.name, conn=conn.id)
+
+    async def _forget_if_empty(self, room: LocalRoom) -> None:
+        if room.sockets or self.rooms.get(room.name) is not room:
+            return
+        del self.rooms[room.name]
+        with contextlib.suppress(Unavailable):
+            await self.broker.unsubscribe(room.name)
+
+    # -- likes, presence, pings --------------------------------------------------------------------
+    def add_likes(self, room_name: str, count: int) -> None:
+        self._likes[room_name] += count
+
+    async def _flush_likes(self) -> None:
+        likes, self._likes = self._likes, defaultdict(int)
+        for room_name, count in likes.items():
+            total = await self.state.add_likes(room_name, count)
+            await self.broker.publish_ephemeral(room_name, "likes", {"count": count, "total": total})
+
+    async def _report_presence(self) -> None:
+        ttl = self.settings.presence_interval_s * 3
+        now = time.monotonic()
+        for room in list(self.rooms.values()):
+            total = await self.state.report_presence(room.name, self.node, len(room.sockets), ttl)
+            if total != room.viewers:
+                room.viewers = total
+                room.push(Event(0, "viewers", time.time(), {"count": total}))
+            # rate-limit buckets of users who went quiet are not worth keeping
+            for user, (_, seen) in list(room.buckets.items()):
+                if now - seen > 60:
+                    del room.buckets[user]
+
+        for room_name in [r for r in self._blocked if r not in self.rooms]:
+            del self._blocked[room_name]
+
+    async def _ping(self) -> None:
+        for room in list(self.rooms.values()):
+            room.ping_all()
+
+    async def viewers(self, room_name: str) -> int:
+        return await self.state.viewers(room_name)
+
+    # -- per-stream blocked words (cached briefly: read on every chat message) -------------------------
+    BLOCKED_CACHE_S = 2.0
+
+    async def blocked_words(self, room_name: str) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._blocked.get(room_name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        words = await self.state.blocked_words(room_name)
+        self._blocked[room_name] = (now + self.BLOCKED_CACHE_S, words)
+        return words
+
+    async def set_blocked_words(self, room_name: str, words: frozenset[str]) -> None:
+        await self.state.set_blocked_words(room_name, words)
+        self._blocked.pop(room_name, None)
