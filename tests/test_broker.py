@@ -1,0 +1,158 @@
+"""One test suite for every Broker: in-process and Redis behave the same to the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from chat.broker import Broker, Event
+from chat.broker_memory import MemoryBroker
+from chat.broker_redis import RedisBroker
+from tests.conftest import REDIS_URL
+from tests.redis_server import RedisServer
+
+HISTORY = 5
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Event]] = []
+        self.arrived = asyncio.Event()
+
+    def __call__(self, room: str, event: Event) -> None:
+        self.events.append((room, event))
+        self.arrived.set()
+
+    async def wait_for(self, count: int, timeout: float = 3.0) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count:
+            self.arrived.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.arrived.wait(), left)
+            except TimeoutError:
+                break
+        return [e for _, e in self.events]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    made: Broker = (
+        MemoryBroker(HISTORY) if request.param == "memory" else RedisBroker(REDIS_URL, history_size=HISTORY)
+    )
+    yield made
+    await made.close()
+
+
+def room() -> str:
+    return "str_" + secrets.token_hex(6)
+
+
+async def test_seqs_are_consecutive_per_room(broker: Broker) -> None:
+    a, b = room(), room()
+    assert await broker.last_seq(a) == 0
+    seqs = [(await broker.publish(a, "chat", {"n": i})).seq for i in range(3)]
+    assert seqs == [1, 2, 3]
+    assert (await broker.publish(b, "chat", {})).seq == 1
+    assert await broker.last_seq(a) == 3
+
+
+async def test_concurrent_publishes_never_share_a_seq(broker: Broker) -> None:
+    a = room()
+    events = await asyncio.gather(*(broker.publish(a, "chat", {"n": i}) for i in range(40)))
+    assert sorted(e.seq for e in events) == list(range(1, 41))
+    history = await broker.history(a, 35)
+    assert history is not None
+    assert [e.seq for e in history] == [36, 37, 38, 39, 40]
+    by_seq = {e.seq: e.data for e in events}
+    assert all(by_seq[e.seq] == e.data for e in history)
+
+
+async def test_subscribers_get_events_in_order_and_only_their_rooms(broker: Broker) -> None:
+    recorder = Recorder()
+    await broker.start(recorder)
+    mine, other = room(), room()
+    await broker.subscribe(mine)
+    await broker.subscribe(mine)  # idempotent
+    for i in range(5):
+        await broker.publish(mine, "chat", {"n": i})
+        await broker.publish(other, "chat", {"n": i})
+    await broker.publish_ephemeral(mine, "likes", {"count": 3, "total": 3})
+    events = await recorder.wait_for(6)
+    assert {r for r, _ in recorder.events} == {mine}
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 0]
+    assert [e.data.get("n") for e in events[:5]] == [0, 1, 2, 3, 4]
+    assert events[5].ephemeral and events[5].data == {"count": 3, "total": 3}
+    await broker.unsubscribe(mine)
+    await broker.publish(mine, "chat", {"n": 99})
+    await asyncio.sleep(0.2)
+    assert len(recorder.events) == 6
+
+
+async def test_history_reaches_back_a_bounded_way(broker: Broker) -> None:
+    a = room()
+    for i in range(8):
+        await broker.publish(a, "chat", {"n": i})
+    history = await broker.history(a, 3)
+    assert history is not None and [e.seq for e in history] == [4, 5, 6, 7, 8]
+    assert [e.data["n"] for e in history] == [3, 4, 5, 6, 7]
+    assert await broker.history(a, 8) == []
+    assert await broker.history(a, 2) is None  # seq 3 is gone: resync
+    assert await broker.history(a, 9) is None  # a seq this room never had: resync
+    await broker.publish_ephemeral(a, "viewers", {"count": 1})
+    assert await broker.last_seq(a) == 8  # ephemeral events take no seq
+    assert await broker.history(room(), 0) == []
+
+
+async def test_ping(broker: Broker) -> None:
+    await broker.ping()
+
+
+async def test_redis_nodes_share_rooms() -> None:
+    a, b = RedisBroker(REDIS_URL), RedisBroker(REDIS_URL)
+    try:
+        seen = Recorder()
+        await b.start(seen)
+        name = room()
+        await b.subscribe(name)
+        await a.publish(name, "chat", {"from": "a"})
+        events = await seen.wait_for(1)
+        assert [(e.seq, e.data) for e in events] == [(1, {"from": "a"})]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_redis_listener_fills_what_it_missed_while_cut_off(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    publisher, listener = RedisBroker(server.url), RedisBroker(server.url, max_backoff_s=0.2)
+    admin = redis.from_url(server.url)
+    try:
+        seen = Recorder()
+        await listener.start(seen)
+        name = room()
+        await listener.subscribe(name)
+        await publisher.publish(name, "chat", {"n": 1})
+        await seen.wait_for(1)
+        # cut the listener's pub/sub connection; publish while it is away
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        for n in (2, 3, 4):
+            await publisher.publish(name, "chat", {"n": n})
+        events = await seen.wait_for(4, timeout=5)
+        await publisher.publish(name, "chat", {"n": 5})
+        events = await seen.wait_for(5, timeout=5)
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]  # each once, in order
+        assert [e.data["n"] for e in events] == [1, 2, 3, 4, 5]
+    finally:
+        await admin.aclose()
+        await publisher.close()
+        await listener.close()
+        server.stop()

@@ -1,0 +1,63 @@
+"""One test suite for RoomState: in-process and Redis agree on presence, likes, mutes, bans."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from chat.roomstate import MemoryRoomState, RoomState
+from chat.roomstate_redis import RedisRoomState
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[RoomState]:
+    if request.param == "memory":
+        yield MemoryRoomState()
+        return
+    client = redis.from_url(REDIS_URL)
+    yield RedisRoomState(client)
+    await client.aclose()
+
+
+def room() -> str:
+    return "str_" + secrets.token_hex(6)
+
+
+async def test_presence_sums_nodes_and_forgets_dead_ones(state: RoomState) -> None:
+    r = room()
+    assert await state.report_presence(r, "node-a", 3, ttl=0.3) == 3
+    assert await state.report_presence(r, "node-b", 4, ttl=5) == 7
+    assert await state.report_presence(r, "node-a", 2, ttl=0.3) == 6
+    assert await state.viewers(r) == 6
+    await asyncio.sleep(0.45)  # node-a stopped reporting: it no longer counts
+    assert await state.viewers(r) == 4
+    assert await state.viewers_peak(r) == 7
+    assert await state.viewers(room()) == 0
+
+
+async def test_unique_viewers_and_likes(state: RoomState) -> None:
+    r = room()
+    for viewer in ("v1", "v2", "v1", "anon:n:7"):
+        await state.add_unique_viewer(r, viewer)
+    assert await state.unique_viewers(r) == 3
+    assert await state.add_likes(r, 5) == 5
+    assert await state.add_likes(r, 2) == 7
+
+
+async def test_mutes_bans_and_blocked_words(state: RoomState) -> None:
+    r = room()
+    assert await state.standing(r, "u1") == (False, 0.0)
+    await state.mute(r, "u1", 1234.5)
+    await state.ban(r, "u2")
+    assert await state.standing(r, "u1") == (False, 1234.5)
+    assert await state.standing(r, "u2") == (True, 0.0)
+    assert await state.standing(room(), "u2") == (False, 0.0)  # per room
+    await state.set_blocked_words(r, ["cheap", "fake"])
+    assert await state.blocked_words(r) == frozenset({"cheap", "fake"})
+    await state.set_blocked_words(r, [])
+    assert await state.blocked_words(r) == frozenset()
