@@ -276,7 +276,14 @@ def load_settings(
         values[key] = _parse(key, raw, f"--{key.replace('_', '-')}")
         sources[key] = "command line"
 
-    return Settings(**values), sources
+    settings = Settings(**values)
+    if settings.workers > 1 and not settings.redis_url:
+        # Each worker would keep its own rooms in memory: viewers on one would not see the other's.
+        raise ConfigError(
+            "--workers" if sources["workers"] == "command line" else env_name("workers"),
+            "more than one worker needs LIVECART_REDIS_URL so the workers share rooms",
+        )
+    return settings, sources
 
 
 def redact_url(url: str) -> str:

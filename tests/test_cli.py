@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import REDIS_URL, free_port
 from tests.procs import ServerProcess, clean_env
 
 
@@ -167,7 +167,14 @@ def test_sigterm_lets_an_in_flight_request_finish(servers: list[ServerProcess], 
 
 
 def test_workers_share_one_port_and_stop_together(servers: list[ServerProcess], tmp_path: Path) -> None:
-    server = _serve(servers, tmp_path, "--workers", "2", LIVECART_ADMIN_TOKEN="admin-token-for-test")
+    server = _serve(
+        servers,
+        tmp_path,
+        "--workers",
+        "2",
+        LIVECART_ADMIN_TOKEN="admin-token-for-test",
+        LIVECART_REDIS_URL=REDIS_URL,
+    )
     assert "with 2 workers" in server.stdout()
     for _ in range(40):
         status, _ = _request(f"{server.url}/api/brands", "POST", {"name": "b"}, "admin-token-for-test")

@@ -108,6 +108,16 @@ def test_bad_file_names_the_setting(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml", environ={})
 
 
+def test_several_workers_need_redis() -> None:
+    with pytest.raises(ConfigError, match="LIVECART_REDIS_URL") as caught:
+        load_settings(None, environ={}, overrides={"workers": "2"})
+    assert caught.value.setting == "--workers"
+    settings, _ = load_settings(
+        None, environ={"LIVECART_REDIS_URL": "redis://127.0.0.1:6379/0"}, overrides={"workers": "2"}
+    )
+    assert settings.workers == 2
+
+
 def test_livecart_table_is_accepted(tmp_path: Path) -> None:
     settings, _ = load_settings(_toml(tmp_path, "[livecart]\nport = 8181\n"), environ={})
     assert settings.port == 8181
