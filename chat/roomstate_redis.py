@@ -69,37 +69,28 @@ class RedisRoomState:
     async def viewers_peak(self, room: str) -> int:
         return int(await self._call(self._redis.get(_key(room, "peak"))) or 0)
 
-    async def add_unique_viewer(self, room: str, viewer: str) -> None:
-        key = _key(room, "unique")
+    async def _write(self, key: str, command: str, *args: Any) -> Any:
+        """One write plus the room's expiry, in one round trip; returns the write's answer."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(key, viewer)
+            getattr(pipe, command)(key, *args)
             pipe.expire(key, ROOM_TTL_S)
-            await self._call(pipe.execute())
+            result, _ = await self._call(pipe.execute())
+        return result
+
+    async def add_unique_viewer(self, room: str, viewer: str) -> None:
+        await self._write(_key(room, "unique"), "sadd", viewer)
 
     async def unique_viewers(self, room: str) -> int:
         return int(await self._call(self._redis.scard(_key(room, "unique"))))
 
     async def add_likes(self, room: str, count: int) -> int:
-        key = _key(room, "likes")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incrby(key, count)
-            pipe.expire(key, ROOM_TTL_S)
-            total, _ = await self._call(pipe.execute())
-        return int(total)
+        return int(await self._write(_key(room, "likes"), "incrby", count))
 
     async def mute(self, room: str, user_id: str, until: float) -> None:
-        key = _key(room, "muted")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, user_id, repr(until))
-            pipe.expire(key, ROOM_TTL_S)
-            await self._call(pipe.execute())
+        await self._write(_key(room, "muted"), "hset", user_id, repr(until))
 
     async def ban(self, room: str, user_id: str) -> None:
-        key = _key(room, "banned")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(key, user_id)
-            pipe.expire(key, ROOM_TTL_S)
-            await self._call(pipe.execute())
+        await self._write(_key(room, "banned"), "sadd", user_id)
 
     async def standing(self, room: str, user_id: str) -> tuple[bool, float]:
         async with self._redis.pipeline(transaction=False) as pipe:
