@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -87,7 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if settings.workers > 1 and not worker_child:
         return _supervise(settings, argv)
-    return asyncio.run(_serve(settings, reuse_port=worker_child, announce=not worker_child))
+    return _run(_serve(settings, reuse_port=worker_child, announce=not worker_child))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the server on uvloop where it is installed: a faster loop for many sockets."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def _prepare(settings: Settings, *, demo: bool) -> None:
