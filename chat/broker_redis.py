@@ -59,9 +59,16 @@ return {last, redis.call('LRANGE', KEYS[2], 0, wanted - 1)}
 _EPHEMERAL_SEQ = msgpack.packb(0)
 
 
+MAX_CONNECTIONS = 64
+
+
 def connect(url: str) -> redis.Redis:
-    """A client that gives up quickly when Redis is down, so requests answer 503 fast."""
-    return redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=0)
+    """The node's client: a bounded pool where a burst waits for a free connection (rather
+    than failing or opening thousands), and short timeouts so a Redis outage answers 503 fast."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2
+    )
+    return redis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
 
 
 def _keys(room: str) -> tuple[str, str, str]:

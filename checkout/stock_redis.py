@@ -1,0 +1,222 @@
+"""Flash-sale stock in Redis: every step is one Lua script, so no two buyers see the same unit.
+
+Keys of one sale share a hash tag (`lc:{sale:<id>}:…`): the counters (`sale` hash:
+quantity, remaining, held, sold, limit, ends_at), units taken per viewer (`taken`),
+the holds (`holds`: hold id → "viewer|qty|state|expires_at") and their expiries
+(`exp` sorted set). Times come from Redis' own clock, so nodes with skewed clocks
+agree on when a sale ends and a hold expires. A set of sales with live holds
+(`lc:stock:active`) lets the sweeper find what may expire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from checkout.stock import Counts, Hold, HoldState, LimitReached, SaleEnded, SoldOut, UnknownSale
+from server.errors import Unavailable
+
+T = TypeVar("T")
+ACTIVE = "lc:stock:active"
+KEEP_AFTER_END_S = 7 * 24 * 3600  # a sale's keys outlive it by a week (retries, reconciliation)
+
+_NOW = """
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function parse(h)
+  local viewer, qty, state, expires = string.match(h, '^(.*)|(%d+)|(%a+)|(.*)$')
+  return viewer, tonumber(qty), state, tonumber(expires)
+end
+local function settle(id, h, to)
+  -- held -> sold | released; the only place counters move after a reservation
+  local viewer, qty, state, expires = parse(h)
+  if state ~= 'held' then return h end
+  redis.call('HINCRBY', KEYS[1], 'held', -qty)
+  if to == 'sold' then
+    redis.call('HINCRBY', KEYS[1], 'sold', qty)
+  else
+    redis.call('HINCRBY', KEYS[1], 'remaining', qty)
+    redis.call('HINCRBY', KEYS[2], viewer, -qty)
+  end
+  local moved = viewer .. '|' .. qty .. '|' .. to .. '|' .. string.format('%.6f', expires)
+  redis.call('HSET', KEYS[3], id, moved)
+  redis.call('ZREM', KEYS[4], id)
+  return moved
+end
+"""
+
+# KEYS: sale, taken, holds, exp. ARGV: quantity, limit, ends_at, keep seconds.
+_OPEN = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'quantity', ARGV[1], 'remaining', ARGV[1], 'held', 0, 'sold', 0,
+           'limit', ARGV[2], 'ends_at', ARGV[3])
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+return 1
+"""
+
+# KEYS: sale, taken, holds, exp. ARGV: hold id, viewer, quantity, ttl.
+_RESERVE = (
+    _NOW
+    + """
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+if existing then return {'hold', existing} end
+local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'ends_at')
+if not sale[1] then return {'error', 'unknown'} end
+local t = now()
+if t >= tonumber(sale[3]) then return {'error', 'ended'} end
+local qty = tonumber(ARGV[3])
+local taken = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if taken + qty > tonumber(sale[2]) then return {'error', 'limit', sale[2]} end
+if tonumber(sale[1]) < qty then return {'error', 'sold_out', sale[1]} end
+redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
+redis.call('HINCRBY', KEYS[1], 'held', qty)
+redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
+local expires = t + tonumber(ARGV[4])
+local hold = ARGV[2] .. '|' .. qty .. '|held|' .. string.format('%.6f', expires)
+redis.call('HSET', KEYS[3], ARGV[1], hold)
+redis.call('ZADD', KEYS[4], expires, ARGV[1])
+return {'hold', hold}
+"""
+)
+
+# KEYS: sale, taken, holds, exp. ARGV: hold id, 'sold' | 'released'.
+_SETTLE = (
+    _NOW
+    + """
+local h = redis.call('HGET', KEYS[3], ARGV[1])
+if not h then return false end
+local viewer, qty, state, expires = parse(h)
+if ARGV[2] == 'sold' and state == 'held' and now() >= expires then
+  return settle(ARGV[1], h, 'released')  -- too late: the hold was lost
+end
+return settle(ARGV[1], h, ARGV[2])
+"""
+)
+
+# KEYS: sale, taken, holds, exp. ARGV: now ('' for Redis' clock), limit.
+_EXPIRE = (
+    _NOW
+    + """
+local t = ARGV[1] == '' and now() or tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', t, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(due) do
+  local h = redis.call('HGET', KEYS[3], id)
+  if h then
+    table.insert(out, id)
+    table.insert(out, settle(id, h, 'released'))
+  else
+    redis.call('ZREM', KEYS[4], id)
+  end
+end
+local ends = tonumber(redis.call('HGET', KEYS[1], 'ends_at') or '0')
+local idle = (redis.call('ZCARD', KEYS[4]) == 0 and t >= ends) and 1 or 0
+return {idle, out}
+"""
+)
+
+
+def _keys(sale_id: str) -> list[str]:
+    tag = f"lc:{{sale:{sale_id}}}"
+    return [f"{tag}:sale", f"{tag}:taken", f"{tag}:holds", f"{tag}:exp"]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _hold(sale_id: str, hold_id: str, raw: bytes | str) -> Hold:
+    viewer, qty, state, expires = _text(raw).rsplit("|", 3)
+    return Hold(hold_id, sale_id, viewer, int(qty), HoldState(state), float(expires))
+
+
+class RedisStock:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._open = client.register_script(_OPEN)
+        self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
+        self._expire = client.register_script(_EXPIRE)
+
+    async def _call(self, pending: Awaitable[T]) -> T:
+        try:
+            return await pending
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"redis does not answer: {exc}", code="redis_unavailable") from None
+
+    async def open_sale(self, sale_id: str, *, quantity: int, per_viewer_limit: int, ends_at: float) -> None:
+        keep = max(1, int(ends_at - time.time())) + KEEP_AFTER_END_S
+        args: list[int | str] = [quantity, per_viewer_limit, repr(ends_at), keep]
+        await self._call(self._open(keys=_keys(sale_id), args=args))
+        await self._call(self._redis.sadd(ACTIVE, sale_id))
+
+    async def end_sale(self, sale_id: str, at: float) -> None:
+        key = _keys(sale_id)[0]
+        # min(ends_at, at): a sale may end early, never later than announced
+        script = (
+            "local e = tonumber(redis.call('HGET', KEYS[1], 'ends_at') or '0') "
+            "if e > tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'ends_at', ARGV[1]) end"
+        )
+        await self._call(self._redis.eval(script, 1, key, repr(at)))
+
+    async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
+        answer: list[Any] = await self._call(
+            self._reserve(keys=_keys(sale_id), args=[hold_id, viewer_id, quantity, repr(ttl)])
+        )
+        kind = _text(answer[0])
+        if kind == "hold":
+            return _hold(sale_id, hold_id, answer[1])
+        reason = _text(answer[1])
+        if reason == "unknown":
+            raise UnknownSale(f"no sale {sale_id!r}")
+        if reason == "ended":
+            raise SaleEnded("the sale is over")
+        if reason == "limit":
+            raise LimitReached(f"at most {_text(answer[2])} per viewer in this sale")
+        left = int(_text(answer[2]))
+        raise SoldOut("sold out" if left == 0 else f"only {left} left")
+
+    async def _settle_hold(self, sale_id: str, hold_id: str, to: HoldState) -> Hold | None:
+        raw = await self._call(self._settle(keys=_keys(sale_id), args=[hold_id, str(to)]))
+        return None if raw is None else _hold(sale_id, hold_id, raw)
+
+    async def commit(self, sale_id: str, hold_id: str) -> Hold | None:
+        return await self._settle_hold(sale_id, hold_id, HoldState.SOLD)
+
+    async def release(self, sale_id: str, hold_id: str) -> Hold | None:
+        return await self._settle_hold(sale_id, hold_id, HoldState.RELEASED)
+
+    async def expire(self, now: float | None = None, limit: int = 1000) -> list[Hold]:
+        released: list[Hold] = []
+        sales = await self._call(self._redis.smembers(ACTIVE))
+        for raw_sale in sales:
+            sale_id = _text(raw_sale)
+            idle, pairs = await self._call(
+                self._expire(keys=_keys(sale_id), args=["" if now is None else repr(now), limit])
+            )
+            released += [_hold(sale_id, _text(pairs[i]), pairs[i + 1]) for i in range(0, len(pairs), 2)]
+            if idle:
+                await self._call(self._redis.srem(ACTIVE, sale_id))
+        return released
+
+    async def counts(self, sale_id: str) -> Counts:
+        values = await self._call(
+            self._redis.hmget(_keys(sale_id)[0], ["quantity", "remaining", "held", "sold"])
+        )
+        if values[0] is None:
+            raise UnknownSale(f"no sale {sale_id!r}")
+        quantity, remaining, held, sold = (int(v or 0) for v in values)
+        return Counts(quantity, remaining, held, sold)
+
+    async def get_hold(self, sale_id: str, hold_id: str) -> Hold | None:
+        raw = await self._call(self._redis.hget(_keys(sale_id)[2], hold_id))
+        return None if raw is None else _hold(sale_id, hold_id, raw)
+
+    async def close(self) -> None:
+        return None  # the client belongs to whoever made it

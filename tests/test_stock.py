@@ -1,0 +1,222 @@
+"""One test suite for flash-sale stock, in-process and Redis: no oversell, every step once."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from chat.broker_redis import connect
+from checkout.stock import (
+    Counts,
+    HoldState,
+    LimitReached,
+    MemoryStock,
+    SaleEnded,
+    SoldOut,
+    Stock,
+    UnknownSale,
+)
+from checkout.stock_redis import RedisStock
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def stock(request: pytest.FixtureRequest) -> AsyncIterator[Stock]:
+    if request.param == "memory":
+        yield MemoryStock()
+        return
+    client = connect(REDIS_URL)
+    yield RedisStock(client)
+    await client.aclose()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+async def _sale(stock: Stock, quantity: int = 5, limit: int = 2, seconds: float = 60) -> str:
+    sale = new_id("sale")
+    await stock.open_sale(sale, quantity=quantity, per_viewer_limit=limit, ends_at=time.time() + seconds)
+    return sale
+
+
+async def test_reserve_commit_release_move_units_exactly_once(stock: Stock) -> None:
+    sale = await _sale(stock)
+    hold = await stock.reserve(sale, "ord_1", "v1", 2, ttl=60)
+    assert (hold.state, hold.quantity, hold.viewer_id) == (HoldState.HELD, 2, "v1")
+    assert await stock.reserve(sale, "ord_1", "v1", 2, ttl=60) == hold  # a retry: same hold
+    assert await stock.counts(sale) == Counts(quantity=5, remaining=3, held=2, sold=0)
+    committed = await stock.commit(sale, "ord_1")
+    assert committed is not None and committed.state is HoldState.SOLD
+    assert await stock.commit(sale, "ord_1") == committed
+    assert await stock.release(sale, "ord_1") == committed  # a sold unit does not come back
+    counts = await stock.counts(sale)
+    assert (counts.remaining, counts.held, counts.sold) == (3, 0, 2)
+    await stock.reserve(sale, "ord_2", "v2", 1, ttl=60)
+    released = await stock.release(sale, "ord_2")
+    assert released is not None and released.state is HoldState.RELEASED
+    assert await stock.release(sale, "ord_2") == released
+    assert await stock.commit(sale, "ord_2") == released  # a released hold cannot be paid for
+    counts = await stock.counts(sale)
+    assert (counts.remaining, counts.held, counts.sold) == (3, 0, 2)
+    assert await stock.commit(sale, "ord_missing") is None
+    assert await stock.get_hold(sale, "ord_1") == committed
+
+
+async def test_refusals_change_nothing(stock: Stock) -> None:
+    sale = await _sale(stock, quantity=3, limit=2)
+    with pytest.raises(LimitReached):
+        await stock.reserve(sale, "o1", "v1", 3, ttl=60)
+    await stock.reserve(sale, "o2", "v1", 2, ttl=60)
+    with pytest.raises(LimitReached):
+        await stock.reserve(sale, "o3", "v1", 1, ttl=60)
+    with pytest.raises(SoldOut):
+        await stock.reserve(sale, "o4", "v2", 2, ttl=60)
+    await stock.reserve(sale, "o5", "v2", 1, ttl=60)
+    with pytest.raises(SoldOut, match="sold out"):
+        await stock.reserve(sale, "o6", "v3", 1, ttl=60)
+    with pytest.raises(UnknownSale):
+        await stock.reserve("sale_nope", "o7", "v3", 1, ttl=60)
+    counts = await stock.counts(sale)
+    assert (counts.remaining, counts.held, counts.sold) == (0, 3, 0)
+    # a hold given back makes its unit available again
+    await stock.release(sale, "o5")
+    assert (await stock.reserve(sale, "o8", "v3", 1, ttl=60)).state is HoldState.HELD
+
+
+async def test_a_sale_that_ended_refuses_but_its_holds_still_commit(stock: Stock) -> None:
+    sale = await _sale(stock)
+    await stock.reserve(sale, "o1", "v1", 1, ttl=60)
+    await stock.end_sale(sale, time.time() - 1)
+    with pytest.raises(SaleEnded):
+        await stock.reserve(sale, "o2", "v2", 1, ttl=60)
+    committed = await stock.commit(sale, "o1")
+    assert committed is not None and committed.state is HoldState.SOLD
+
+
+async def test_expired_holds_return_and_cannot_be_paid(stock: Stock) -> None:
+    sale = await _sale(stock, quantity=2)
+    await stock.reserve(sale, "o1", "v1", 1, ttl=0.2)
+    await stock.reserve(sale, "o2", "v2", 1, ttl=60)
+    await asyncio.sleep(0.3)
+    # paying for a hold after it expired loses it (the caller cancels the payment)
+    late = await stock.commit(sale, "o1")
+    assert late is not None and late.state is HoldState.RELEASED
+    await stock.reserve(sale, "o3", "v3", 1, ttl=0.1)
+    await asyncio.sleep(0.2)
+    expired = [h for h in await stock.expire() if h.sale_id == sale]
+    assert [h.hold_id for h in expired] == ["o3"]
+    assert await stock.expire() == [] or all(h.sale_id != sale for h in await stock.expire())
+    counts = await stock.counts(sale)
+    assert (counts.remaining, counts.held, counts.sold) == (1, 1, 0)
+
+
+async def test_a_rush_never_oversells(stock: Stock) -> None:
+    sale = await _sale(stock, quantity=50, limit=1)
+    results = await asyncio.gather(
+        *(stock.reserve(sale, f"o{i}", f"v{i}", 1, ttl=60) for i in range(400)), return_exceptions=True
+    )
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 50
+    assert all(isinstance(e, SoldOut) for e in lost)
+    counts = await stock.counts(sale)
+    assert (counts.remaining, counts.held, counts.sold) == (0, 50, 0)
+
+
+class StockMachine(RuleBasedStateMachine):
+    """Any sequence of reserve/commit/release/expire keeps sold + held + remaining = quantity."""
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.client = redis.from_url(REDIS_URL) if self.backend == "redis" else None
+        self.stock: Stock = RedisStock(self.client) if self.client is not None else MemoryStock()
+        self.sale = new_id("sale")
+        self.quantity = 6
+        self.run(
+            self.stock.open_sale(
+                self.sale, quantity=self.quantity, per_viewer_limit=3, ends_at=time.time() + 600
+            )
+        )
+        self.holds: list[str] = []
+        self.sold: set[str] = set()
+        self.released: set[str] = set()
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        if self.client is not None:
+            self.run(self.client.aclose())
+        self.loop.close()
+
+    @rule(viewer=st.sampled_from(["a", "b", "c"]), quantity=st.integers(1, 3), retry=st.booleans())
+    def reserve(self, viewer: str, quantity: int, retry: bool) -> None:
+        hold_id = self.holds[-1] if retry and self.holds else f"h{len(self.holds)}"
+        try:
+            self.run(self.stock.reserve(self.sale, hold_id, viewer, quantity, ttl=600))
+        except (SoldOut, LimitReached):
+            return
+        if hold_id not in self.holds:
+            self.holds.append(hold_id)
+
+    @precondition(lambda self: self.holds)
+    @rule(index=st.integers(0, 50))
+    def commit(self, index: int) -> None:
+        hold_id = self.holds[index % len(self.holds)]
+        hold = self.run(self.stock.commit(self.sale, hold_id))
+        assert hold is not None
+        if hold_id in self.released:
+            assert hold.state is HoldState.RELEASED
+        else:
+            assert hold.state is HoldState.SOLD
+            self.sold.add(hold_id)
+
+    @precondition(lambda self: self.holds)
+    @rule(index=st.integers(0, 50))
+    def release(self, index: int) -> None:
+        hold_id = self.holds[index % len(self.holds)]
+        hold = self.run(self.stock.release(self.sale, hold_id))
+        assert hold is not None
+        if hold_id in self.sold:
+            assert hold.state is HoldState.SOLD
+        else:
+            assert hold.state is HoldState.RELEASED
+            self.released.add(hold_id)
+
+    @rule()
+    def expire_everything_due_in_the_far_future(self) -> None:
+        for hold in self.run(self.stock.expire(now=time.time() + 3600)):
+            if hold.sale_id == self.sale:
+                self.released.add(hold.hold_id)
+
+    @invariant()
+    def units_are_conserved(self) -> None:
+        counts = self.run(self.stock.counts(self.sale))
+        assert counts.sold + counts.held + counts.remaining == self.quantity
+        assert counts.remaining >= 0 and counts.held >= 0
+        sold_units = sum(self.run(self.stock.get_hold(self.sale, h)).quantity for h in self.sold)
+        assert counts.sold == sold_units
+
+
+class RedisStockMachine(StockMachine):
+    backend = "redis"
+
+
+TestMemoryStockProperties = StockMachine.TestCase
+TestMemoryStockProperties.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestRedisStockProperties = RedisStockMachine.TestCase
+TestRedisStockProperties.settings = settings(
+    max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
