@@ -20,6 +20,8 @@ from typing import Protocol
 
 from server.errors import Conflict, NotFound
 
+FORGET_AFTER_S = 24 * 3600  # how long the in-process stock remembers a settled hold
+
 
 class SoldOut(Conflict):
     code = "sold_out"
@@ -165,10 +167,15 @@ class MemoryStock:
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> list[Hold]:
         now = time.time() if now is None else now
-        due = [h.hold_id for h in self._holds.values() if h.state is HoldState.HELD and h.expires_at <= now][
-            :limit
-        ]
-        return [h for h in (self._move(hold_id, HoldState.RELEASED) for hold_id in due) if h]
+        holds = self._holds.values()
+        due = [h.hold_id for h in holds if h.state is HoldState.HELD and h.expires_at <= now][:limit]
+        released = [h for h in (self._move(hold_id, HoldState.RELEASED) for hold_id in due) if h]
+        # Settled holds only answer retries; a day after they would have expired, none come.
+        for hold_id in [
+            h.hold_id for h in holds if h.state is not HoldState.HELD and h.expires_at + FORGET_AFTER_S < now
+        ]:
+            del self._holds[hold_id]
+        return released
 
     async def counts(self, sale_id: str) -> Counts:
         sale = self._sales.get(sale_id)
