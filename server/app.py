@@ -42,8 +42,10 @@ def all_routes() -> list[Route]:
     ]
 
 
-def create_app(settings: Settings, *, hub_settings: HubSettings | None = None) -> web.Application:
-    """The whole server. `hub_settings` tunes room chores (tests shorten the ticks)."""
+def create_app(
+    settings: Settings, *, hub_settings: HubSettings | None = None, chat_limits: ChatLimits | None = None
+) -> web.Application:
+    """The whole server. `hub_settings` and `chat_limits` tune rooms beyond the settings (tests)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe, cors, errors])
     app[keys.SETTINGS] = settings
     app[HUB_SETTINGS] = hub_settings or HubSettings(send_buffer_limit=settings.ws_send_buffer_bytes)
@@ -51,7 +53,9 @@ def create_app(settings: Settings, *, hub_settings: HubSettings | None = None) -
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[IN_FLIGHT] = InFlight()
     app[health.READINESS] = {}
-    app[keys.CHAT_LIMITS] = ChatLimits(chat_per_s=settings.chat_rate_per_s, chat_burst=settings.chat_burst)
+    app[keys.CHAT_LIMITS] = chat_limits or ChatLimits(
+        chat_per_s=settings.chat_rate_per_s, chat_burst=settings.chat_burst
+    )
 
     routes = all_routes()
     for route in routes:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import msgpack
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
+from hypothesis import strategies as st
 
 from chat.hub import HubSettings
+from chat.session import ChatLimits
 from config.settings import Settings
 from server import keys
 from server.app import create_app, drain
@@ -390,3 +394,57 @@ async def test_refused_before_upgrade(live: Api) -> None:
     assert status == 400 and body["error"]["code"] == "invalid_since"
     status, body = await live.call("GET", f"/api/streams/{stream['id']}/ws")
     assert status == 400 and body["error"]["code"] == "websocket_required"
+
+
+def _random_frames(count: int) -> list[str]:
+    """Frames a confused or hostile client might send: text, JSON values, near-miss messages."""
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8,
+    )
+    near_miss = st.fixed_dictionaries(
+        {"type": st.sampled_from(["chat", "like", "moderate", "x"])},
+        optional={"text": values, "count": values, "action": values, "user_id": values},
+    )
+    frames = st.one_of(st.text(max_size=600), values.map(_json), near_miss.map(_json))
+    found: list[str] = []
+
+    @hypothesis.settings(max_examples=count, deadline=None, database=None)
+    @hypothesis.given(frame=frames)
+    def collect(frame: str) -> None:
+        found.append(frame)
+
+    collect()
+    return found
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)  # the standard library writes any integer, as a client might
+
+
+@pytest.mark.parametrize("broker_kind", ["memory"])
+async def test_any_frame_gets_a_documented_answer_and_breaks_nothing(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient]], live_settings: Settings
+) -> None:
+    patient = ChatLimits(abuse_errors=10**6, chat_burst=10**6)  # answer every frame, close none
+    live = Api(await aiohttp_client(create_app(live_settings, hub_settings=FAST, chat_limits=patient)))
+    _, stream, _ = await _show(live)
+    viewer = await live.account("viewers")
+    app = live.client.app
+    sock, _ = await connect(live, stream["id"], viewer["token"])
+    hub = app[keys.HUB]
+    documented = {"malformed", "unknown_type", "invalid", "empty", "too_long", "too_large", "forbidden"}
+    for frame in _random_frames(60):
+        before = await hub.broker.last_seq(stream["id"])
+        await sock.ws.send_str(frame)
+        event = await sock.next()
+        while event["type"] == "viewers":
+            event = await sock.next()
+        if event["type"] == "error":
+            assert event["data"]["code"] in documented, (frame, event)
+            assert await hub.broker.last_seq(stream["id"]) == before, frame  # nothing published
+        else:  # a chat went out, or a like was counted (likes arrive with the next tick)
+            assert event["type"] in ("chat", "likes"), (frame, event)
+    await sock.send({"type": "chat", "text": "still here"})
+    assert (await sock.expect("chat"))["data"]["text"] == "still here"
