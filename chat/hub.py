@@ -24,6 +24,7 @@ from typing import Any
 from chat.broker import Broker, Event
 from chat.fanout import Connection, Counters, LocalRoom
 from chat.roomstate import RoomState
+from server.chores import Chores
 from server.errors import Unavailable
 from server.logs import log
 
@@ -55,41 +56,20 @@ class Hub:
         self.rooms: dict[str, LocalRoom] = {}
         self._likes: dict[str, int] = defaultdict(int)
         self._blocked: dict[str, tuple[float, frozenset[str]]] = {}  # room → (fresh until, words)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._chores = Chores()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         await self.broker.start(self._on_event)
         s = self.settings
-        self._tasks = [
-            asyncio.create_task(self._every(s.likes_interval_s, self._flush_likes), name="hub-likes"),
-            asyncio.create_task(
-                self._every(s.presence_interval_s, self._report_presence), name="hub-presence"
-            ),
-            asyncio.create_task(self._every(s.ping_interval_s, self._ping), name="hub-ping"),
-        ]
+        self._chores.every(s.likes_interval_s, self._flush_likes, "hub-likes")
+        self._chores.every(s.presence_interval_s, self._report_presence, "hub-presence")
+        self._chores.every(s.ping_interval_s, self._ping, "hub-ping")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._chores.stop()
         await self.broker.close()
         await self.state.close()
-
-    async def _every(self, interval: float, chore: Any) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await chore()
-            except asyncio.CancelledError:
-                raise
-            except Unavailable as exc:
-                log(logger, logging.WARNING, "room chore skipped", chore=chore.__name__, error=str(exc))
-            except Exception:
-                logger.exception("room chore failed", extra={"fields": {"chore": chore.__name__}})
 
     # -- events in and out ---------------------------------------------------------------------
     async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> Event:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from checkout.accounts import create_account, require
 from checkout.catalog import NewProduct, ProductOut, ProductPatch, product_view
+from checkout.checkout import NewOrder, NewSale, OrderOut, SaleOut
 from checkout.store import Role
 from server import keys
 from server.bodies import read_json
@@ -134,5 +135,123 @@ ROUTES = [
         body=ProductPatch,
         response=ProductOut,
         errors=(400, 401, 403, 404, 413, 415, 422),
+    ),
+]
+
+
+# -- sales and orders -------------------------------------------------------------------------
+async def start_sale(request: web.Request) -> web.Response:
+    who = await principal(request)
+    checkout = request.app[keys.CHECKOUT]
+    stream_id = request.match_info["stream_id"]
+    await checkout.own_stream(who, stream_id)  # who may, before what: a stranger learns nothing
+    new = await read_json(request, NewSale)
+    sale = await checkout.start_sale(who, stream_id, new)
+    return json_response(await checkout.sale_view(sale), 201)
+
+
+async def end_sale(request: web.Request) -> web.Response:
+    checkout = request.app[keys.CHECKOUT]
+    sale = await checkout.end_sale(
+        await principal(request), request.match_info["stream_id"], request.match_info["sale_id"]
+    )
+    return json_response(await checkout.sale_view(sale))
+
+
+async def place_order(request: web.Request) -> web.Response:
+    who = await principal(request)
+    require(who, Role.VIEWER)
+    new = await read_json(request, NewOrder)
+    checkout = request.app[keys.CHECKOUT]
+    order, created = await checkout.place_order(who, request.headers.get("Idempotency-Key"), new)
+    return json_response(checkout.order_view(order), 201 if created else 200)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    checkout = request.app[keys.CHECKOUT]
+    order = await checkout.get_order(await principal(request), request.match_info["order_id"])
+    return json_response(checkout.order_view(order))
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    checkout = request.app[keys.CHECKOUT]
+    order = await checkout.cancel(await principal(request), request.match_info["order_id"])
+    return json_response(checkout.order_view(order))
+
+
+async def demo_pay(request: web.Request) -> web.Response:
+    checkout = request.app[keys.CHECKOUT]
+    order = await checkout.pay_demo(await principal(request), request.match_info["order_id"])
+    return json_response(checkout.order_view(order))
+
+
+_OWNER = ("host (owner)", "admin")
+_BUYER = ("viewer (owner)",)
+
+ROUTES += [
+    Route(
+        "POST",
+        "/api/streams/{stream_id}/sales",
+        start_sale,
+        "Start a flash sale",
+        "checkout",
+        roles=_OWNER,
+        body=NewSale,
+        response=SaleOut,
+        status=201,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+    ),
+    Route(
+        "DELETE",
+        "/api/streams/{stream_id}/sales/{sale_id}",
+        end_sale,
+        "End a flash sale early",
+        "checkout",
+        roles=_OWNER,
+        response=SaleOut,
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/orders",
+        place_order,
+        "Buy: reserve units and open a payment",
+        "checkout",
+        roles=("viewer",),
+        body=NewOrder,
+        response=OrderOut,
+        status=201,
+        errors=(400, 401, 403, 409, 413, 415, 422, 503),
+        headers=("Idempotency-Key",),
+    ),
+    Route(
+        "GET",
+        "/api/orders/{order_id}",
+        get_order,
+        "Get an order",
+        "checkout",
+        roles=(*_BUYER, "admin"),
+        response=OrderOut,
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/orders/{order_id}/cancel",
+        cancel_order,
+        "Cancel an unpaid order",
+        "checkout",
+        roles=_BUYER,
+        response=OrderOut,
+        errors=(401, 403, 404, 409),
+    ),
+    Route(
+        "POST",
+        "/api/orders/{order_id}/demo-pay",
+        demo_pay,
+        "Pay an order with the demo provider (moves no money)",
+        "checkout",
+        roles=_BUYER,
+        response=OrderOut,
+        errors=(401, 403, 404, 409),
     ),
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from checkout.orders import Order, OrderStatus, Sale
     from checkout.store_sql import SqlStore
 
 
@@ -150,6 +151,45 @@ class Store(Protocol):
         raises InvalidTransition. None if no such stream."""
 
     async def set_pinned(self, stream_id: str, product_id: str | None) -> Stream | None: ...
+
+    # -- sales and orders (checkout/store_orders.py) -----------------------------
+    async def create_sale(
+        self,
+        *,
+        stream_id: str,
+        product_id: str,
+        price: int,
+        currency: str,
+        quantity: int,
+        per_viewer_limit: int,
+        duration_s: float,
+    ) -> Sale: ...
+
+    async def get_sale(self, sale_id: str) -> Sale | None: ...
+
+    async def current_sale(self, stream_id: str, now: float) -> Sale | None: ...
+
+    async def end_sale(self, sale_id: str, at: float) -> tuple[Sale, bool] | None: ...
+
+    async def sales_to_settle(self, now: float, limit: int = 100) -> list[Sale]: ...
+
+    async def return_sale_stock(self, sale_id: str, unsold: int, *, settled: bool) -> int: ...
+
+    async def create_order(self, order: Order, *, take_product_stock: bool) -> Order: ...
+
+    async def get_order(self, order_id: str) -> Order | None: ...
+
+    async def order_by_key(self, viewer_id: str, key: str) -> Order | None: ...
+
+    async def order_by_intent(self, intent_id: str) -> Order | None: ...
+
+    async def set_payment(self, order_id: str, intent_id: str, client_secret: str | None) -> Order | None: ...
+
+    async def transition(self, order_id: str, to: OrderStatus) -> tuple[Order, bool] | None: ...
+
+    async def pending_orders(self, *, expired_by: float | None = None, limit: int = 500) -> list[Order]: ...
+
+    async def record_webhook_event(self, event_id: str, event_type: str) -> bool: ...
 
 
 class InvalidTransition(Exception):

@@ -33,6 +33,7 @@ from checkout.store import (
     UnknownAccount,
     UnknownProduct,
 )
+from checkout.store_orders import OrdersSql
 
 Row = dict[str, Any]
 ConstraintKind = Literal["foreign_key", "unique", "check", "not_null", "other"]
@@ -148,7 +149,7 @@ def _stream(row: Row, product_ids: Sequence[str]) -> Stream:
     )
 
 
-class SqlStore:
+class SqlStore(OrdersSql):
     """The Store protocol on any Driver. Every public method is one transaction."""
 
     def __init__(self, url: str, driver: Driver) -> None:

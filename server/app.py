@@ -20,9 +20,14 @@ from chat.session import ChatLimits
 from checkout import routes as checkout_routes
 from checkout.accounts import Authenticator
 from checkout.catalog import Catalog
+from checkout.checkout import Checkout
+from checkout.payments import DemoProvider
+from checkout.stock import MemoryStock, Stock
+from checkout.stock_redis import RedisStock
 from checkout.store import Store, open_store
 from config.settings import Settings
 from server import health, keys, openapi
+from server.chores import Chores
 from server.metrics import Metrics
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
 from server.routing import Route
@@ -30,6 +35,8 @@ from streaming import routes as streaming_routes
 from streaming.streams import Streams
 
 HUB_SETTINGS: web.AppKey[HubSettings] = web.AppKey("hub_settings")
+SWEEP_INTERVAL_S = 1.0  # unpaid orders expire within a second of their time
+RECONCILE_INTERVAL_S = 30.0  # and the provider is asked about waiting orders this often
 
 
 def all_routes() -> list[Route]:
@@ -88,17 +95,31 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.HUB] = hub
         app[keys.AUTH] = Authenticator(store, settings.admin_token)
         app[keys.CATALOG] = Catalog(store)
-        app[keys.STREAMS] = Streams(store, settings.effective_public_url, events=hub, viewers=hub.viewers)
+        stock: Stock = RedisStock(client) if client is not None else MemoryStock()
+        checkout = Checkout(store, stock, DemoProvider(), hub, reservation_ttl_s=settings.reservation_ttl_s)
+        app[keys.CHECKOUT] = checkout
+        app[keys.STREAMS] = Streams(
+            store,
+            settings.effective_public_url,
+            events=hub,
+            viewers=hub.viewers,
+            sales=checkout.current_sale_view,
+        )
         app[keys.METRICS].track_hub(hub)
         checks = app[health.READINESS]
         checks["database"] = store.ping
         if client is not None:
             checks["redis"] = broker.ping
         await hub.start()
+        chores = Chores()
+        chores.every(SWEEP_INTERVAL_S, checkout.sweep, "checkout-sweep")
+        chores.every(RECONCILE_INTERVAL_S, checkout.reconcile, "checkout-reconcile", first=0.0)
         try:
             yield
         finally:
+            await chores.stop()
             await hub.close()
+            await checkout.provider.close()
     finally:
         if client is not None:
             await client.aclose()

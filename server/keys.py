@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from chat.session import ChatLimits
     from checkout.accounts import Authenticator
     from checkout.catalog import Catalog
+    from checkout.checkout import Checkout
     from checkout.store import Store
     from config.settings import Settings
     from server.metrics import Metrics
@@ -25,6 +26,7 @@ CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
 STREAMS: web.AppKey[Streams] = web.AppKey("streams")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+CHECKOUT: web.AppKey[Checkout] = web.AppKey("checkout")
 CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 # Open WebSockets, closed with 1001 (going away) when the server shuts down.

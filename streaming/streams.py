@@ -80,11 +80,13 @@ class Streams:
         public_url: str,
         events: EventPublisher | None = None,
         viewers: Callable[[str], Awaitable[int]] | None = None,
+        sales: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> None:
         self._store = store
         self._public_url = public_url.rstrip("/")
         self.events: EventPublisher = events or NoEvents()
         self._viewers = viewers
+        self._sales = sales
 
     async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
         """Tell the room; the change is already stored, so a broker outage only delays the news
@@ -123,9 +125,23 @@ class Streams:
                         counts[s.id] = await self._viewers(s.id)
                     except Unavailable:
                         pass  # the count is a nicety; the stream itself is still served
-        return [self.view(s, products, counts[s.id]) for s in streams]
+        sales: dict[str, dict[str, Any] | None] = dict.fromkeys((s.id for s in streams), None)
+        if self._sales is not None:
+            for s in streams:
+                if s.state is not StreamState.ENDED:
+                    try:
+                        sales[s.id] = await self._sales(s.id)
+                    except Unavailable:
+                        pass  # stock counters unreachable: the stream is still served
+        return [self.view(s, products, counts[s.id], sales[s.id]) for s in streams]
 
-    def view(self, stream: Stream, products: dict[str, Product], viewers: int = 0) -> StreamOut:
+    def view(
+        self,
+        stream: Stream,
+        products: dict[str, Product],
+        viewers: int = 0,
+        sale: dict[str, Any] | None = None,
+    ) -> StreamOut:
         base = f"{self._public_url}/api/streams/{stream.id}"
         pinned = products.get(stream.pinned_product_id) if stream.pinned_product_id else None
         return StreamOut(
@@ -135,7 +151,7 @@ class Streams:
             state=str(stream.state),
             products=[product_view(products[p]) for p in stream.product_ids if p in products],
             pinned=product_view(pinned) if pinned else None,
-            sale=None,
+            sale=sale,
             viewers=viewers,
             whip_url=f"{base}/whip",
             whep_url=f"{base}/whep",

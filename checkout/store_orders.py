@@ -1,0 +1,307 @@
+"""Sales and orders in SQL: the part of the store the checkout writes.
+
+Mixed into `SqlStore`, so both SQLite and PostgreSQL get it from one text. Stock
+that lives in the database moves in the same transaction as the row that
+explains it: a sale takes its quantity out of the product when it starts, a
+regular (non-sale) order takes its units when it is placed and gives them back
+when it fails, expires or is canceled.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import astuple, fields
+from typing import TYPE_CHECKING, Any
+
+from checkout import ids
+from checkout.orders import STOCK_RETURNED, Order, OrderStatus, Sale, allowed
+
+if TYPE_CHECKING:
+    from checkout.store_sql import Driver, Row
+
+SALE = "sale"
+ORDER = "ord"
+
+_SALE_COLUMNS = ", ".join(f.name for f in fields(Sale))
+_ORDER_COLUMNS = ", ".join(f.name for f in fields(Order))
+_ORDER_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(fields(Order)) + 1))
+_SALE_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(fields(Sale)) + 1))
+
+
+class NotEnoughStock(Exception):
+    def __init__(self, available: int) -> None:
+        super().__init__(f"only {available} in stock")
+        self.available = available
+
+
+class SaleRunning(Exception):
+    def __init__(self, sale_id: str) -> None:
+        super().__init__(f"sale {sale_id} is still running")
+        self.sale_id = sale_id
+
+
+def _sale(row: Row) -> Sale:
+    return Sale(
+        **{
+            **row,
+            "starts_at": float(row["starts_at"]),
+            "ends_at": float(row["ends_at"]),
+            "ended_at": None if row["ended_at"] is None else float(row["ended_at"]),
+            "settled_at": None if row["settled_at"] is None else float(row["settled_at"]),
+            "created_at": float(row["created_at"]),
+        }
+    )
+
+
+def _order(row: Row) -> Order:
+    floats = {k: float(row[k]) for k in ("created_at", "updated_at", "expires_at")}
+    paid_at = None if row["paid_at"] is None else float(row["paid_at"])
+    return Order(**{**row, **floats, "paid_at": paid_at, "status": OrderStatus(row["status"])})
+
+
+class OrdersSql:
+    _db: Driver
+
+    # -- sales ---------------------------------------------------------------------
+    async def create_sale(
+        self,
+        *,
+        stream_id: str,
+        product_id: str,
+        price: int,
+        currency: str,
+        quantity: int,
+        per_viewer_limit: int,
+        duration_s: float,
+    ) -> Sale:
+        """Start a sale, taking its units out of the product's stock, unless the stream
+        already has one running (SaleRunning) or the product lacks the units (NotEnoughStock)."""
+        now = time.time()
+        sale = Sale(
+            id=ids.new_id(SALE),
+            stream_id=stream_id,
+            product_id=product_id,
+            price=price,
+            currency=currency,
+            quantity=quantity,
+            per_viewer_limit=per_viewer_limit,
+            starts_at=now,
+            ends_at=now + duration_s,
+            ended_at=None,
+            returned=0,
+            settled_at=None,
+            created_at=now,
+        )
+        async with self._db.transaction(write=True) as conn:
+            running = await conn.fetchone(
+                "SELECT id FROM sales WHERE stream_id = $1 AND ended_at IS NULL AND ends_at > $2",
+                stream_id,
+                now,
+            )
+            if running is not None:
+                raise SaleRunning(running["id"])
+            taken = await conn.fetchone(
+                "UPDATE products SET stock = stock - $2, updated_at = $3"
+                " WHERE id = $1 AND stock >= $2 RETURNING stock",
+                product_id,
+                quantity,
+                now,
+            )
+            if taken is None:
+                row = await conn.fetchone("SELECT stock FROM products WHERE id = $1", product_id)
+                raise NotEnoughStock(0 if row is None else int(row["stock"]))
+            await conn.execute(
+                f"INSERT INTO sales ({_SALE_COLUMNS}) VALUES ({_SALE_PLACEHOLDERS})",
+                *astuple(sale),
+            )
+        return sale
+
+    async def get_sale(self, sale_id: str) -> Sale | None:
+        row = await self._db.fetchone(f"SELECT {_SALE_COLUMNS} FROM sales WHERE id = $1", sale_id)
+        return None if row is None else _sale(row)
+
+    async def current_sale(self, stream_id: str, now: float) -> Sale | None:
+        """The stream's sale that still takes reservations, if any."""
+        row = await self._db.fetchone(
+            f"SELECT {_SALE_COLUMNS} FROM sales WHERE stream_id = $1 AND ended_at IS NULL AND ends_at > $2"
+            " ORDER BY created_at DESC LIMIT 1",
+            stream_id,
+            now,
+        )
+        return None if row is None else _sale(row)
+
+    async def end_sale(self, sale_id: str, at: float) -> tuple[Sale, bool] | None:
+        """Stop a sale's reservations at `at`. Returns the sale and whether this call ended
+        it (the first end stands; a sale already over by its countdown ends at ends_at)."""
+        async with self._db.transaction(write=True) as conn:
+            row = await conn.fetchone(
+                "UPDATE sales SET ended_at = CASE WHEN ends_at < $2 THEN ends_at ELSE $2 END"
+                f" WHERE id = $1 AND ended_at IS NULL RETURNING {_SALE_COLUMNS}",
+                sale_id,
+                at,
+            )
+            if row is not None:
+                return _sale(row), True
+            row = await conn.fetchone(f"SELECT {_SALE_COLUMNS} FROM sales WHERE id = $1", sale_id)
+        return None if row is None else (_sale(row), False)
+
+    async def sales_to_settle(self, now: float, limit: int = 100) -> list[Sale]:
+        """Sales past their close that are not settled yet (units may still come back)."""
+        rows = await self._db.fetchall(
+            f"SELECT {_SALE_COLUMNS} FROM sales WHERE (ended_at IS NOT NULL OR ends_at <= $1)"
+            " AND settled_at IS NULL ORDER BY ends_at LIMIT $2",
+            now,
+            limit,
+        )
+        return [_sale(row) for row in rows]
+
+    async def return_sale_stock(self, sale_id: str, unsold: int, *, settled: bool) -> int:
+        """Give a closed sale's unsold units back to the product; only what was not given
+        back before moves, so calling it again with the same count moves nothing. `settled`:
+        no hold is left, so the count is final."""
+        async with self._db.transaction(write=True) as conn:
+            row = await conn.fetchone(
+                f"SELECT product_id, returned FROM sales WHERE id = $1{self._db.dialect.row_lock}", sale_id
+            )
+            if row is None:
+                return 0
+            delta = max(0, unsold - int(row["returned"]))
+            await conn.execute(
+                "UPDATE sales SET returned = $2, settled_at = $3 WHERE id = $1",
+                sale_id,
+                int(row["returned"]) + delta,
+                time.time() if settled else None,
+            )
+            if delta == 0:
+                return 0
+            await conn.execute(
+                "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1",
+                row["product_id"],
+                delta,
+                time.time(),
+            )
+            return delta
+
+    # -- orders --------------------------------------------------------------------
+    async def create_order(self, order: Order, *, take_product_stock: bool) -> Order:
+        """Insert a pending order (taking product stock for a regular order in the same
+        transaction: NotEnoughStock otherwise). If the viewer already used this idempotency
+        key, nothing is written and the order stored under it is returned."""
+        async with self._db.transaction(write=True) as conn:
+            existing = await conn.fetchone(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE viewer_id = $1 AND idempotency_key = $2",
+                order.viewer_id,
+                order.idempotency_key,
+            )
+            if existing is not None:
+                return _order(existing)
+            if take_product_stock:
+                taken = await conn.fetchone(
+                    "UPDATE products SET stock = stock - $2, updated_at = $3"
+                    " WHERE id = $1 AND stock >= $2 RETURNING stock",
+                    order.product_id,
+                    order.quantity,
+                    order.created_at,
+                )
+                if taken is None:
+                    row = await conn.fetchone("SELECT stock FROM products WHERE id = $1", order.product_id)
+                    raise NotEnoughStock(0 if row is None else int(row["stock"]))
+            values: list[Any] = list(astuple(order))
+            values[[f.name for f in fields(Order)].index("status")] = order.status.value
+            await conn.execute(
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})", *values
+            )
+        return order
+
+    async def get_order(self, order_id: str) -> Order | None:
+        row = await self._db.fetchone(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)
+        return None if row is None else _order(row)
+
+    async def order_by_key(self, viewer_id: str, key: str) -> Order | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE viewer_id = $1 AND idempotency_key = $2",
+            viewer_id,
+            key,
+        )
+        return None if row is None else _order(row)
+
+    async def order_by_intent(self, intent_id: str) -> Order | None:
+        row = await self._db.fetchone(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE intent_id = $1", intent_id)
+        return None if row is None else _order(row)
+
+    async def set_payment(self, order_id: str, intent_id: str, client_secret: str | None) -> Order | None:
+        async with self._db.transaction(write=True) as conn:
+            row = await conn.fetchone(
+                "UPDATE orders SET intent_id = $2, client_secret = $3, updated_at = $4"
+                f" WHERE id = $1 AND (intent_id IS NULL OR intent_id = $2) RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                intent_id,
+                client_secret,
+                time.time(),
+            )
+        return None if row is None else _order(row)
+
+    async def transition(self, order_id: str, to: OrderStatus) -> tuple[Order, bool] | None:
+        """Move an order to `to` if the table allows it from where it is.
+
+        Returns (order as it now is, whether this call moved it); a refused move returns
+        the order unchanged with False. A regular order that fails, expires or is canceled
+        gives its units back to the product in the same transaction."""
+        now = time.time()
+        async with self._db.transaction(write=True) as conn:
+            row = await conn.fetchone(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1{self._db.dialect.row_lock}", order_id
+            )
+            if row is None:
+                return None
+            order = _order(row)
+            if order.status == to or not allowed(order.status, to):
+                return order, False
+            moved = await conn.fetchone(
+                "UPDATE orders SET status = $2, updated_at = $3,"
+                " paid_at = CASE WHEN $2 = 'paid' THEN $3 ELSE paid_at END"
+                f" WHERE id = $1 AND status = $4 RETURNING {_ORDER_COLUMNS}",
+                order_id,
+                to.value,
+                now,
+                order.status.value,
+            )
+            if moved is None:
+                return order, False
+            if to in STOCK_RETURNED and order.sale_id is None:
+                await conn.execute(
+                    "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1",
+                    order.product_id,
+                    order.quantity,
+                    now,
+                )
+            return _order(moved), True
+
+    async def pending_orders(self, *, expired_by: float | None = None, limit: int = 500) -> list[Order]:
+        """Orders waiting for payment (only those past expires_at when expired_by is given)."""
+        if expired_by is None:
+            rows = await self._db.fetchall(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending_payment'"
+                " ORDER BY created_at LIMIT $1",
+                limit,
+            )
+        else:
+            rows = await self._db.fetchall(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending_payment' AND expires_at <= $1"
+                " ORDER BY expires_at LIMIT $2",
+                expired_by,
+                limit,
+            )
+        return [_order(row) for row in rows]
+
+    async def record_webhook_event(self, event_id: str, event_type: str) -> bool:
+        """True the first time an event id is seen; False for a redelivery."""
+        async with self._db.transaction(write=True) as conn:
+            row = await conn.fetchone(
+                "INSERT INTO webhook_events (id, type, received_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                event_id,
+                event_type,
+                time.time(),
+            )
+        return row is not None

@@ -1,0 +1,296 @@
+"""Checkout as buyers and hosts live it: flash sales, orders, demo payments, expiry, a rush.
+
+Runs on in-process stock + SQLite and on Redis stock + PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from config.settings import Settings
+from server import keys
+from server.app import create_app
+from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api
+
+
+@pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
+def shop_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    database, stock = request.param.split("+")
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+    return Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        admin_token=ADMIN_TOKEN,
+        redis_url=REDIS_URL if stock == "redis" else None,
+        public_url="http://livecart.test",
+        reservation_ttl_s=600,
+    )
+
+
+@pytest.fixture
+async def shop(aiohttp_client: Callable[[Any], Awaitable[TestClient]], shop_settings: Settings) -> Api:
+    return Api(await aiohttp_client(create_app(shop_settings)))
+
+
+async def _show(api: Api, stock: int = 10) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    brand = await api.account("brands")
+    host = await api.account("hosts", "Mia")
+    product = await api.product(brand, title="Silk scarf", price=2900, stock=stock)
+    stream = await api.stream(host, [product["id"]])
+    return host, stream, product
+
+
+async def _buy(
+    api: Api, viewer: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], quantity: int = 1,
+    key: str | None = None, **extra: Any,
+) -> tuple[int, Any]:
+    body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": quantity, **extra}
+    headers = {"Idempotency-Key": key or secrets.token_hex(8)}
+    return await api.call("POST", "/api/orders", viewer["token"], body, headers=headers)
+
+
+async def _sale(api: Api, host: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    body = {"product_id": product["id"], "price": 990, "quantity": 3, "duration_s": 180, **fields}
+    _, sale = await api.call("POST", f"/api/streams/{stream['id']}/sales", host["token"], body, expect=201)
+    return dict(sale)
+
+
+async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    sale = await _sale(shop, host, stream, product, per_viewer_limit=2)
+    assert sale["price"] == 990 and sale["currency"] == "USD" and sale["quantity"] == 3
+    assert sale["remaining"] == 3 and sale["state"] == "live" and sale["ends_at"] > time.time() + 170
+    _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
+    assert shown["sale"]["id"] == sale["id"]
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 7  # the sale's units left the product's own stock
+
+    mia = await shop.account("viewers", "Mia Wong")
+    status, order = await _buy(shop, mia, stream, product, 2, key="tap-1")
+    assert status == 201, order
+    assert order["status"] == "pending_payment" and order["sale_id"] == sale["id"]
+    assert (order["unit_price"], order["amount"], order["currency"]) == (990, 1980, "USD")
+    assert order["payment"]["provider"] == "demo" and order["payment"]["client_secret"]
+    assert order["expires_at"] > time.time() + 500
+    # the same tap retried: the same order; the same key for something else: refused
+    status, again = await _buy(shop, mia, stream, product, 2, key="tap-1")
+    assert status == 200 and again == order
+    status, error = await _buy(shop, mia, stream, product, 1, key="tap-1")
+    assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
+    _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
+    assert shown["sale"]["remaining"] == 1  # held units count against what is left
+
+    _, paid = await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", mia["token"], expect=200)
+    assert paid["status"] == "paid" and paid["payment"]["client_secret"] is None
+    _, again = await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", mia["token"], expect=200)
+    assert again["status"] == "paid"
+    _, fetched = await shop.call("GET", f"/api/orders/{order['id']}", mia["token"], expect=200)
+    assert fetched["status"] == "paid"
+    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    assert (counts.sold, counts.held, counts.remaining) == (2, 0, 1)
+
+
+async def test_the_room_hears_sale_stock_and_purchase(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    ws = await shop.client.ws_connect(f"/api/streams/{stream['id']}/ws")
+    seen: list[dict[str, Any]] = []
+
+    async def until(kind: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for event in seen:
+                if event["type"] == kind:
+                    seen.remove(event)
+                    return event
+            data = await ws.receive_json(timeout=deadline - time.monotonic())
+            seen.extend(data if isinstance(data, list) else [data])
+        raise TimeoutError(kind)
+
+    await until("hello")
+    sale = await _sale(shop, host, stream, product, quantity=1)
+    assert (await until("sale"))["data"]["id"] == sale["id"]
+    assert (await until("stock"))["data"] == {"product_id": product["id"], "remaining": 1}
+    lin = await shop.account("viewers", "Lin Chen")
+    _, order = await _buy(shop, lin, stream, product)
+    assert (await until("stock"))["data"]["remaining"] == 0
+    await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", lin["token"], expect=200)
+    purchase = await until("purchase")
+    assert purchase["data"] == {"name": "Lin", "product_id": product["id"], "quantity": 1}  # first name only
+    ended = await until("sale_end")  # the last unit sold: the sale ends itself
+    assert ended["data"]["id"] == sale["id"] and ended["data"]["state"] == "ended"
+    await ws.close()
+
+
+async def test_sold_out_limits_and_cancel_return_units(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    await _sale(shop, host, stream, product, quantity=2, per_viewer_limit=1)
+    a, b, c = [await shop.account("viewers", n) for n in ("A", "B", "C")]
+    status, first = await _buy(shop, a, stream, product)
+    assert status == 201
+    status, error = await _buy(shop, a, stream, product)
+    assert status == 409 and error["error"]["code"] == "limit_reached"
+    assert (await _buy(shop, b, stream, product))[0] == 201
+    status, error = await _buy(shop, c, stream, product)
+    assert status == 409 and error["error"]["code"] == "sold_out"
+    _, canceled = await shop.call("POST", f"/api/orders/{first['id']}/cancel", a["token"], expect=200)
+    assert canceled["status"] == "canceled"
+    await shop.call("POST", f"/api/orders/{first['id']}/cancel", a["token"], expect=200)  # again: same
+    status, order = await _buy(shop, c, stream, product)
+    assert status == 201, order  # the canceled unit was there for the next buyer
+    status, error = await shop.call("POST", f"/api/orders/{first['id']}/demo-pay", a["token"])
+    assert status == 409 and error["error"]["code"] == "order_canceled"
+
+
+async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
+    host, stream, product = await _show(shop, stock=5)
+    sale = await _sale(shop, host, stream, product, quantity=3)
+    _, ended = await shop.call(
+        "DELETE", f"/api/streams/{stream['id']}/sales/{sale['id']}", host["token"], expect=200
+    )
+    assert ended["state"] == "ended"
+    viewer = await shop.account("viewers")
+    status, error = await _buy(shop, viewer, stream, product, sale_id=sale["id"])
+    assert status == 409 and error["error"]["code"] == "sale_ended"
+    # no sale running: the regular price, from the product's own stock
+    status, order = await _buy(shop, viewer, stream, product, 2)
+    assert status == 201 and order["sale_id"] is None and order["unit_price"] == 2900
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 0  # 5 - 3 for the sale - 2 held by this order
+    checkout = shop.client.app[keys.CHECKOUT]
+    await checkout.sweep()  # the ended sale gives its 3 unsold units back
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 3
+    await checkout.sweep()
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 3  # once only
+    status, error = await _buy(shop, viewer, stream, product, 4)
+    assert status == 409 and error["error"]["code"] == "sold_out"
+
+
+async def test_unpaid_orders_expire_and_their_units_return(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient]], shop_settings: Settings
+) -> None:
+    shop = Api(await aiohttp_client(create_app(shop_settings.replace(reservation_ttl_s=0.3))))
+    host, stream, product = await _show(shop)
+    sale = await _sale(shop, host, stream, product, quantity=1)
+    viewer = await shop.account("viewers")
+    _, held = await _buy(shop, viewer, stream, product)
+    _, regular_product = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    await asyncio.sleep(0.4)
+    checkout = shop.client.app[keys.CHECKOUT]
+    await checkout.sweep()
+    _, order = await shop.call("GET", f"/api/orders/{held['id']}", viewer["token"], expect=200)
+    assert order["status"] == "expired"
+    counts = await checkout.stock.counts(sale["id"])
+    assert (counts.remaining, counts.held, counts.sold) == (1, 0, 0)
+    status, error = await shop.call("POST", f"/api/orders/{held['id']}/demo-pay", viewer["token"])
+    assert status == 409 and error["error"]["code"] == "order_expired"
+    assert regular_product["stock"] == 9
+
+
+async def test_bad_orders_change_nothing(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    brand = await shop.account("brands")
+    elsewhere = await shop.product(brand, title="Not in this show")
+    viewer = await shop.account("viewers")
+    other = await shop.account("viewers")
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"quantity": 0}, 422, "quantity"),
+        ({"quantity": -1}, 422, "quantity"),
+        ({"quantity": 100}, 422, "quantity"),
+        ({"product_id": "prd_missing"}, 422, "product_id"),
+        ({"product_id": elsewhere["id"]}, 422, "product_id"),
+        ({"stream_id": "str_missing"}, 422, "stream_id"),
+        ({"sale_id": "sale_missing"}, 422, "sale_id"),
+        ({"coupon": "FREE"}, 422, "coupon"),
+    ]
+    for change, status_wanted, field in cases:
+        body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1, **change}
+        status, error = await shop.call(
+            "POST", "/api/orders", viewer["token"], body, headers={"Idempotency-Key": secrets.token_hex(6)}
+        )
+        assert status == status_wanted and error["error"]["field"] == field, (change, error)
+    body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+    status, error = await shop.call("POST", "/api/orders", viewer["token"], body)
+    assert status == 400 and error["error"]["code"] == "idempotency_key_required"
+    for token, wanted in ((None, 401), (host["token"], 403), (ADMIN_TOKEN, 403)):
+        status, _ = await shop.call("POST", "/api/orders", token, body, headers={"Idempotency-Key": "k"})
+        assert status == wanted
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 10  # nothing was held by any of that
+
+    _, order = await _buy(shop, viewer, stream, product)
+    status, _ = await shop.call("GET", f"/api/orders/{order['id']}", other["token"])
+    assert status == 403
+    status, _ = await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", other["token"])
+    assert status == 403
+    status, _ = await shop.call("GET", f"/api/orders/{order['id']}", ADMIN_TOKEN)
+    assert status == 200
+    status, _ = await shop.call("GET", "/api/orders/ord_missing", viewer["token"])
+    assert status == 404
+    await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", viewer["token"], expect=200)
+    status, error = await shop.call("POST", f"/api/orders/{order['id']}/cancel", viewer["token"])
+    assert status == 409 and error["error"]["code"] == "order_paid"
+
+    await shop.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
+    status, error = await _buy(shop, viewer, stream, product)
+    assert status == 409 and error["error"]["code"] == "stream_ended"
+
+
+async def test_bad_sales_change_nothing(shop: Api) -> None:
+    host, stream, product = await _show(shop, stock=5)
+    other_host = await shop.account("hosts")
+    brand = await shop.account("brands")
+    elsewhere = await shop.product(brand, title="Not in this show")
+    path = f"/api/streams/{stream['id']}/sales"
+    good = {"product_id": product["id"], "price": 990, "quantity": 3, "duration_s": 60}
+    for change, field in (
+        ({"quantity": 6}, "quantity"),
+        ({"quantity": 0}, "quantity"),
+        ({"price": -1}, "price"),
+        ({"duration_s": 0}, "duration_s"),
+        ({"per_viewer_limit": 4}, "per_viewer_limit"),
+        ({"product_id": elsewhere["id"]}, "product_id"),
+    ):
+        status, error = await shop.call("POST", path, host["token"], {**good, **change})
+        assert status == 422 and error["error"]["field"] == field, (change, error)
+    status, _ = await shop.call("POST", path, other_host["token"], good)
+    assert status == 403
+    status, _ = await shop.call("POST", path, None, good)
+    assert status == 401
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 5
+    await shop.call("POST", path, host["token"], good, expect=201)
+    status, error = await shop.call("POST", path, host["token"], {**good, "quantity": 1})
+    assert status == 409 and error["error"]["code"] == "sale_running"
+
+
+async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
+    host, stream, product = await _show(shop, stock=200)
+    sale = await _sale(shop, host, stream, product, quantity=20, per_viewer_limit=1)
+    viewers = [await shop.account("viewers", f"buyer{i}") for i in range(120)]
+    results = await asyncio.gather(*(_buy(shop, v, stream, product) for v in viewers))
+    won = [order for status, order in results if status == 201]
+    codes = {order["error"]["code"] for status, order in results if status != 201}
+    assert len(won) == 20 and codes == {"sold_out"}
+    by_id = {v["id"]: v for v in viewers}
+    paid = await asyncio.gather(
+        *(
+            shop.call("POST", f"/api/orders/{o['id']}/demo-pay", by_id[o["viewer_id"]]["token"])
+            for o in won
+        )
+    )
+    assert [status for status, _ in paid] == [200] * 20
+    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    assert (counts.sold, counts.held, counts.remaining) == (20, 0, 0)
