@@ -12,8 +12,8 @@ from checkout.catalog import NewProduct, ProductOut, ProductPatch, product_view
 from checkout.checkout import NewOrder, NewSale, OrderOut, SaleOut
 from checkout.store import Role
 from server import keys
-from server.bodies import read_json
-from server.errors import Invalid
+from server.bodies import read_body, read_json
+from server.errors import Invalid, NotFound
 from server.routing import Handler, Route, json_response, principal
 
 
@@ -255,3 +255,24 @@ ROUTES += [
         errors=(401, 403, 404, 409),
     ),
 ]
+
+
+async def stripe_webhook(request: web.Request) -> web.Response:
+    webhooks = request.app[keys.WEBHOOKS]
+    if webhooks is None:
+        raise NotFound("this server takes no Stripe payments", code="stripe_not_configured")
+    payload = await read_body(request)  # the raw bytes: the signature covers them exactly
+    return json_response(await webhooks.receive(payload, request.headers.get("Stripe-Signature")))
+
+
+ROUTES.append(
+    Route(
+        "POST",
+        "/api/webhooks/stripe",
+        stripe_webhook,
+        "Stripe events (signature-verified)",
+        "checkout",
+        roles=("Stripe",),
+        errors=(400, 404, 413, 415),
+    )
+)

@@ -21,10 +21,12 @@ from checkout import routes as checkout_routes
 from checkout.accounts import Authenticator
 from checkout.catalog import Catalog
 from checkout.checkout import Checkout
-from checkout.payments import DemoProvider
+from checkout.payments import DemoProvider, PaymentProvider
+from checkout.payments_stripe import StripeProvider
 from checkout.stock import MemoryStock, Stock
 from checkout.stock_redis import RedisStock
 from checkout.store import Store, open_store
+from checkout.webhooks import StripeWebhooks
 from config.settings import Settings
 from server import health, keys, openapi
 from server.chores import Chores
@@ -77,6 +79,15 @@ def create_app(
     return app
 
 
+def _provider(settings: Settings) -> PaymentProvider:
+    """Stripe when a secret key is set; otherwise the demo provider, which moves no money."""
+    if settings.stripe_secret_key:
+        return StripeProvider(
+            settings.stripe_secret_key, settings.stripe_publishable_key, settings.stripe_api_base
+        )
+    return DemoProvider()
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store: Store = await open_store(settings.effective_database_url)
@@ -96,8 +107,14 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.AUTH] = Authenticator(store, settings.admin_token)
         app[keys.CATALOG] = Catalog(store)
         stock: Stock = RedisStock(client) if client is not None else MemoryStock()
-        checkout = Checkout(store, stock, DemoProvider(), hub, reservation_ttl_s=settings.reservation_ttl_s)
+        checkout = Checkout(
+            store, stock, _provider(settings), hub, reservation_ttl_s=settings.reservation_ttl_s
+        )
         app[keys.CHECKOUT] = checkout
+        webhooks = None
+        if settings.stripe_secret_key and settings.stripe_webhook_secret:
+            webhooks = StripeWebhooks(checkout, settings.stripe_webhook_secret)
+        app[keys.WEBHOOKS] = webhooks
         app[keys.STREAMS] = Streams(
             store,
             settings.effective_public_url,
@@ -118,6 +135,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await chores.stop()
+            if webhooks is not None:
+                await webhooks.close()
             await hub.close()
             await checkout.provider.close()
     finally:

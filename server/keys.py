@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from checkout.catalog import Catalog
     from checkout.checkout import Checkout
     from checkout.store import Store
+    from checkout.webhooks import StripeWebhooks
     from config.settings import Settings
     from server.metrics import Metrics
     from server.routing import Route
@@ -27,6 +28,7 @@ STREAMS: web.AppKey[Streams] = web.AppKey("streams")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 CHECKOUT: web.AppKey[Checkout] = web.AppKey("checkout")
+WEBHOOKS: web.AppKey[StripeWebhooks | None] = web.AppKey("webhooks")  # None: no Stripe
 CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 # Open WebSockets, closed with 1001 (going away) when the server shuts down.

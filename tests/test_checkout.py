@@ -52,15 +52,22 @@ async def _show(api: Api, stock: int = 10) -> tuple[dict[str, Any], dict[str, An
 
 
 async def _buy(
-    api: Api, viewer: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], quantity: int = 1,
-    key: str | None = None, **extra: Any,
+    api: Api,
+    viewer: dict[str, Any],
+    stream: dict[str, Any],
+    product: dict[str, Any],
+    quantity: int = 1,
+    key: str | None = None,
+    **extra: Any,
 ) -> tuple[int, Any]:
     body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": quantity, **extra}
     headers = {"Idempotency-Key": key or secrets.token_hex(8)}
     return await api.call("POST", "/api/orders", viewer["token"], body, headers=headers)
 
 
-async def _sale(api: Api, host: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], **fields: Any) -> dict[str, Any]:
+async def _sale(
+    api: Api, host: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
     body = {"product_id": product["id"], "price": 990, "quantity": 3, "duration_s": 180, **fields}
     _, sale = await api.call("POST", f"/api/streams/{stream['id']}/sales", host["token"], body, expect=201)
     return dict(sale)
@@ -286,10 +293,7 @@ async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
     assert len(won) == 20 and codes == {"sold_out"}
     by_id = {v["id"]: v for v in viewers}
     paid = await asyncio.gather(
-        *(
-            shop.call("POST", f"/api/orders/{o['id']}/demo-pay", by_id[o["viewer_id"]]["token"])
-            for o in won
-        )
+        *(shop.call("POST", f"/api/orders/{o['id']}/demo-pay", by_id[o["viewer_id"]]["token"]) for o in won)
     )
     assert [status for status, _ in paid] == [200] * 20
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])

@@ -1,0 +1,91 @@
+"""Stripe webhooks: verify the signature on the raw body, drop redeliveries, re-fetch, settle.
+
+An event only says "look at this PaymentIntent": its order in time is not trusted
+(a `payment_failed` may arrive after a `succeeded`), so the intent is fetched again
+and its current status decides. The answer goes back at once; the settling runs
+beside it, and the reconciler finishes anything a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import stripe
+
+from checkout.checkout import Checkout
+from checkout.orders import OrderStatus
+from checkout.payments import IntentStatus
+from server.errors import BadRequest
+from server.logs import log
+
+logger = logging.getLogger("livecart.webhooks")
+
+HANDLED = frozenset(
+    {
+        "payment_intent.amount_capturable_updated",  # authorized: the money is held
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.processing",
+    }
+)
+TOLERANCE_S = 300  # a signature older than this is refused (replays)
+
+
+class StripeWebhooks:
+    def __init__(self, checkout: Checkout, secret: str) -> None:
+        self.checkout = checkout
+        self._secret = secret
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def verify(self, payload: bytes, signature: str | None) -> Any:
+        if not signature:
+            raise BadRequest("the Stripe-Signature header is missing", code="invalid_signature")
+        try:
+            return stripe.Webhook.construct_event(payload, signature, self._secret, tolerance=TOLERANCE_S)
+        except stripe.SignatureVerificationError:
+            raise BadRequest("the signature does not match this body", code="invalid_signature") from None
+        except ValueError:
+            raise BadRequest("the body is not a Stripe event", code="malformed_json") from None
+
+    async def receive(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        event = self.verify(payload, signature)
+        if event.type not in HANDLED:
+            return {"received": True, "handled": False}
+        if not await self.checkout.store.record_webhook_event(event.id, event.type):
+            return {"received": True, "handled": False, "duplicate": True}
+        intent_id = event.data.object.id
+        task = asyncio.create_task(self._settle(intent_id), name=f"webhook-{event.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return {"received": True, "handled": True}
+
+    async def _settle(self, intent_id: str) -> None:
+        checkout = self.checkout
+        try:
+            intent = await checkout.provider.retrieve(intent_id)
+            order = await checkout.store.order_by_intent(intent_id)
+            if order is None and intent.order_id:
+                order = await checkout.store.get_order(intent.order_id)
+            if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
+                return
+            if intent.status in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.SUCCEEDED):
+                await checkout.settle_authorized(order)
+            elif intent.status is IntentStatus.CANCELED:
+                await checkout.settle_failed(order)
+            # requires_payment_method after a failure: the buyer may try another card
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the reconciler will see the order still waiting
+            log(logger, logging.WARNING, "webhook settling failed", intent=intent_id, error=str(exc))
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
