@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from config.settings import Settings
 from server import keys
 from server.app import create_app
-from tests.conftest import ADMIN_TOKEN, Api, free_port
+from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, free_port
 
 SECRET_KEY = "sk_test_livecart"
 WEBHOOK_SECRET = "whsec_livecart_test"
@@ -97,13 +97,18 @@ async def stripe_api(localstripe: str) -> AsyncIterator[str]:
             await server.close()
 
 
-@pytest.fixture
-async def shop(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], tmp_path: Path, stripe_api: str, localstripe: str
-) -> Api:
-    settings = Settings(
+@pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
+def stripe_settings(request: pytest.FixtureRequest, tmp_path: Path, stripe_api: str) -> Settings:
+    database, stock = request.param.split("+")
+    url = (
+        f"sqlite:///{tmp_path / 'stripe.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("pg_schema_url")
+    )
+    return Settings(
         data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'stripe.db'}",
+        database_url=url,
+        redis_url=REDIS_URL if stock == "redis" else None,
         admin_token=ADMIN_TOKEN,
         stripe_secret_key=SECRET_KEY,
         stripe_publishable_key="pk_test_livecart",
@@ -111,6 +116,13 @@ async def shop(
         stripe_api_base=stripe_api,
         reservation_ttl_s=600,
     )
+
+
+@pytest.fixture
+async def shop(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient]], stripe_settings: Settings, localstripe: str
+) -> Api:
+    settings = stripe_settings
     api = Api(await aiohttp_client(create_app(settings)))
     hook = str(api.client.make_url("/api/webhooks/stripe"))
     async with aiohttp.ClientSession() as http:
