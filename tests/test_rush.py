@@ -117,7 +117,7 @@ async def test_two_thousand_buyers_one_hundred_units(cluster: list[ServerProcess
     bases = [node.url for node in cluster]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        product, stream, sale, viewers = await _setup(http, bases[0])
+        product, stream, _, viewers = await _setup(http, bases[0])
         results = await asyncio.gather(
             *(_buy(http, bases[i % 2], v, stream, product) for i, v in enumerate(viewers))
         )
@@ -145,7 +145,7 @@ async def test_a_node_killed_mid_rush_loses_nothing(cluster: list[ServerProcess]
     bases = [node.url for node in cluster]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        product, stream, sale, viewers = await _setup(http, bases[0])
+        product, stream, _, viewers = await _setup(http, bases[0])
         rush = asyncio.gather(*(_buy(http, bases[i % 2], v, stream, product) for i, v in enumerate(viewers)))
         await asyncio.sleep(0.3)
         assert cluster[1].proc is not None
