@@ -173,6 +173,10 @@ class Settings:
     stripe_api_base: str | None = field(default=None, metadata={"parse": _url("http", "https")})
     ice_servers: tuple[str, ...] = field(default=(), metadata={"parse": _ice_servers})
     ice_addresses: tuple[str, ...] = field(default=(), metadata={"parse": _ip_addresses})
+    # How long a live stream waits for its publisher to come back before it ends.
+    publisher_grace_s: float = field(default=10.0, metadata={"parse": _positive_float})
+    # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
+    stream_directory_ttl_s: float = field(default=15.0, metadata={"parse": _positive_float})
     reservation_ttl_s: float = field(default=600.0, metadata={"parse": _positive_float})
     cors_origins: tuple[str, ...] = field(default=(), metadata={"parse": _origins})
     max_body_bytes: int = field(default=1024 * 1024, metadata={"parse": _int_between(1024, 64 * 1024 * 1024)})

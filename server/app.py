@@ -34,6 +34,7 @@ from server.metrics import Metrics
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
 from server.routing import Route
 from streaming import routes as streaming_routes
+from streaming import webrtc_routes
 from streaming.streams import Streams
 
 HUB_SETTINGS: web.AppKey[HubSettings] = web.AppKey("hub_settings")
@@ -47,6 +48,7 @@ def all_routes() -> list[Route]:
         *openapi.ROUTES,
         *checkout_routes.ROUTES,
         *streaming_routes.ROUTES,
+        *webrtc_routes.ROUTES,
         *chat_routes.ROUTES,
     ]
 
@@ -75,6 +77,7 @@ def create_app(
         app.router.add_static("/static/", health.STATIC_DIR)
 
     app.cleanup_ctx.append(_services_ctx)
+    webrtc_routes.setup(app)  # after _services_ctx: the relay uses Streams
     app.on_shutdown.append(_close_websockets)
     return app
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from config.settings import Settings
     from server.metrics import Metrics
     from server.routing import Route
+    from streaming.sessions import RelaySettings, Sessions
     from streaming.streams import Streams
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -33,3 +34,7 @@ CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
 ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 # Open WebSockets, closed with 1001 (going away) when the server shuts down.
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
+# WHIP/WHEP sessions and stream relays of this node; RELAY_SETTINGS overrides the relay's timing
+# (tests), None = from SETTINGS.
+RELAY: web.AppKey[Sessions] = web.AppKey("relay")
+RELAY_SETTINGS: web.AppKey[RelaySettings | None] = web.AppKey("relay_settings")

@@ -1,0 +1,346 @@
+"""Publishing and watching over WebRTC: a host publishes (WHIP), viewers watch (WHEP), the
+picture moves, late joiners see it at once, loss does not stall them, and ending a stream
+leaves nothing running. Every peer is aiortc on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiortc import RTCRtpSender
+from yarl import URL
+
+from config.settings import Settings
+from server import keys
+from server.app import create_app
+from streaming import hooks
+from streaming.sessions import RelaySettings
+from tests import webrtc_peers as rtc
+from tests.conftest import ADMIN_TOKEN, Api
+
+FAST = RelaySettings(publisher_grace_s=0.5, directory_ttl_s=3.0, connect_timeout_s=5.0)
+
+
+@pytest.fixture
+def rtc_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'rtc.db'}",
+        admin_token=ADMIN_TOKEN,
+        public_url="http://livecart.test",
+        cors_origins=("https://shop.example",),
+        ice_addresses=("127.0.0.1",),
+    )
+
+
+@pytest.fixture
+async def rtc_api(aiohttp_client: Callable[[Any], Awaitable[TestClient]], rtc_settings: Settings) -> Api:
+    hooks.install(("127.0.0.1",))  # the test's own peers too
+    app = create_app(rtc_settings)
+    app[keys.RELAY_SETTINGS] = FAST
+    return Api(await aiohttp_client(app))
+
+
+async def _show(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
+    host = await api.account("hosts", "Mia")
+    stream = await api.stream(host, [])
+    return host, stream
+
+
+async def _sdp(api: Api, path: str, sdp: str, token: str | None = None, expect: int = 201) -> tuple[str, str]:
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = await api.client.post(path, data=sdp.encode(), headers=headers, allow_redirects=False)
+    text = await response.text()
+    assert response.status == expect, (response.status, text)
+    if expect == 201:
+        assert response.content_type == "application/sdp"
+    return response.headers.get("Location", ""), text
+
+
+async def publish(api: Api, host: dict[str, Any], stream: dict[str, Any], **kw: Any) -> tuple[Any, str]:
+    pc = rtc.publisher(**kw)
+    location, answer = await _sdp(
+        api, f"/api/streams/{stream['id']}/whip", await rtc.offer(pc), host["token"]
+    )
+    await rtc.accept(pc, answer)
+    await wait_state(api, stream, "live")
+    return pc, URL(location).path
+
+
+async def watch(api: Api, stream: dict[str, Any], **kw: Any) -> tuple[Any, rtc.Received, str]:
+    pc, got = rtc.viewer(**kw)
+    location, answer = await _sdp(api, f"/api/streams/{stream['id']}/whep", await rtc.offer(pc))
+    await rtc.accept(pc, answer)
+    return pc, got, URL(location).path
+
+
+async def _state(api: Api, stream: dict[str, Any]) -> str:
+    _, body = await api.call("GET", f"/api/streams/{stream['id']}", expect=200)
+    return str(body["state"])
+
+
+async def wait_state(api: Api, stream: dict[str, Any], state: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (current := await _state(api, stream)) != state:
+        assert time.monotonic() < deadline, f"stream still {current}, wanted {state}"
+        await asyncio.sleep(0.05)
+
+
+def candidates(sdp: str) -> list[str]:
+    return [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+
+
+async def test_viewer_sees_the_moving_picture_and_hears_the_tone(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub, session = await publish(rtc_api, host, stream)
+    viewer, got = None, None
+    try:
+        assert session.startswith(f"/api/streams/{stream['id']}/whip/")
+        await wait_state(rtc_api, stream, "live")
+        viewer, got, _ = await watch(rtc_api, stream)
+        await rtc.wait_for(lambda: len(got.video) >= 20 and got.audio >= 20, 10, "frames at the viewer")
+        positions = [x for _, x in got.video]
+        assert len(set(positions)) >= 10, positions  # the bar moves: not a frozen picture
+        moves = [b - a for a, b in itertools.pairwise(positions)]
+        assert sum(1 for m in moves if m > 0) >= len(moves) // 2, positions  # mostly rightwards
+    finally:
+        if viewer is not None:
+            await rtc.close(viewer, got)
+        await rtc.close(pub)
+
+
+async def test_only_loopback_candidates_and_no_ice_server(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub = rtc.publisher()
+    try:
+        offer = await rtc.offer(pub)
+        _, answer = await _sdp(rtc_api, f"/api/streams/{stream['id']}/whip", offer, host["token"])
+        for sdp in (offer, answer):
+            found = candidates(sdp)
+            assert found and all(" 127.0.0.1 " in c and " typ host" in c for c in found), found
+        relay = rtc_api.client.app[keys.RELAY]
+        (peer,) = [r.publisher for r in relay.relays.values()]
+        assert peer is not None
+        for transceiver in peer.pc.getTransceivers():
+            ice = transceiver.receiver.transport.transport.iceGatherer._connection
+            assert ice.stun_server is None and ice.turn_server is None
+    finally:
+        await rtc.close(pub)
+
+
+async def test_late_joiner_gets_a_picture_within_a_second(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub, _ = await publish(rtc_api, host, stream)
+    first, got_first, _ = await watch(rtc_api, stream)
+    late, got_late = None, None
+    try:
+        await rtc.wait_for(lambda: len(got_first.video) > 5, 10, "the first viewer's picture")
+        await asyncio.sleep(1.5)  # well past the first keyframe
+        asked = time.monotonic()
+        late, got_late, _ = await watch(rtc_api, stream)
+        await rtc.wait_for(lambda: got_late.video, 5, "the late joiner's first frame")
+        waited = got_late.video[0][0] - asked
+        assert waited < 1.0, f"late joiner waited {waited:.2f}s for a picture"
+        feed = rtc_api.client.app[keys.RELAY].relays[stream["id"]].feeds["video"]
+        assert feed.keyframes.sent >= 2  # one per joining viewer, forwarded to the publisher
+    finally:
+        for pc, got in ((late, got_late), (first, got_first)):
+            if pc is not None:
+                await rtc.close(pc, got)
+        await rtc.close(pub)
+
+
+async def test_one_percent_loss_on_the_publisher_leg_does_not_stall_viewers(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub = rtc.publisher()
+    _, answer = await _sdp(rtc_api, f"/api/streams/{stream['id']}/whip", await rtc.offer(pub), host["token"])
+    await rtc.accept(pub, answer)
+    counts = rtc.drop_rtp(pub, 0.01)
+    viewer, got = None, None
+    try:
+        await wait_state(rtc_api, stream, "live")
+        viewer, got, _ = await watch(rtc_api, stream)
+        await rtc.wait_for(lambda: got.video, 5, "a first frame")
+        since = got.video[0][0]
+        await asyncio.sleep(5)
+        assert counts["dropped"] > 0, counts
+        gap = got.longest_gap(since)
+        assert gap <= 1.0, f"viewer stalled {gap:.2f}s with {counts}"
+        assert len(got.video) >= 5 * rtc.FPS * 0.7, len(got.video)
+        assert len({x for _, x in got.video[-30:]}) > 5  # still moving at the end
+    finally:
+        if viewer is not None:
+            await rtc.close(viewer, got)
+        await rtc.close(pub)
+
+
+async def test_h264_constrained_baseline_is_relayed(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub, _ = await publish(rtc_api, host, stream, audio=False, video_codec="42e01f")
+    viewer, got = None, None
+    try:
+        await wait_state(rtc_api, stream, "live")
+        feed = rtc_api.client.app[keys.RELAY].relays[stream["id"]].feeds["video"]
+        assert feed.codec.mimeType == "video/H264"
+        viewer, got, _ = await watch(rtc_api, stream, audio=True)  # asks for audio the stream lacks
+        await rtc.wait_for(lambda: len(got.video) >= 15, 10, "H264 frames at the viewer")
+        assert len({x for _, x in got.video}) >= 8
+    finally:
+        if viewer is not None:
+            await rtc.close(viewer, got)
+        await rtc.close(pub)
+
+
+def _new_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Tasks started since `before`, other than the HTTP server's keep-alive connections."""
+    return [t for t in asyncio.all_tasks() - before if "RequestHandler" not in t.get_coro().__qualname__]
+
+
+def _relay_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
+
+
+async def test_publisher_gone_ends_the_stream_after_grace_and_nothing_is_left(rtc_api: Api) -> None:
+    tasks_before = asyncio.all_tasks()
+    host, stream = await _show(rtc_api)
+    pub, _ = await publish(rtc_api, host, stream)
+    viewer, got, _ = await watch(rtc_api, stream)
+    relay = rtc_api.client.app[keys.RELAY]
+    try:
+        await rtc.wait_for(lambda: len(got.video) > 3, 10, "frames")
+        assert _relay_threads()
+        await pub.close()  # the host's browser goes away
+        await asyncio.sleep(FAST.publisher_grace_s / 2)
+        assert await _state(rtc_api, stream) == "live"  # still within the grace period
+        await wait_state(rtc_api, stream, "ended", timeout=5)
+        await rtc.wait_for(lambda: viewer.connectionState in ("closed", "failed"), 10, "viewer closed")
+    finally:
+        await rtc.close(viewer, got)
+        await rtc.close(pub)
+    assert relay.relays == {}
+    await rtc.wait_for(lambda: not _relay_threads(), 5, f"decoder threads to end: {_relay_threads()}")
+    await rtc.wait_for(lambda: not _new_tasks(tasks_before), 5, f"tasks to end: {_new_tasks(tasks_before)}")
+    # and it cannot be published again
+    pc = rtc.publisher()
+    try:
+        await _sdp(
+            rtc_api, f"/api/streams/{stream['id']}/whip", await rtc.offer(pc), host["token"], expect=409
+        )
+    finally:
+        await rtc.close(pc)
+
+
+async def test_publisher_reconnecting_within_grace_keeps_the_stream(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub, _ = await publish(rtc_api, host, stream)
+    viewer, got, _ = await watch(rtc_api, stream)
+    again = None
+    try:
+        await rtc.wait_for(lambda: len(got.video) > 3, 10, "frames")
+        await pub.close()
+        await asyncio.sleep(0.1)
+        again, _ = await publish(rtc_api, host, stream)
+        seen = len(got.video)
+        await rtc.wait_for(lambda: len(got.video) > seen + 10, 5, "frames from the new publisher")
+        await asyncio.sleep(FAST.publisher_grace_s * 2)
+        assert await _state(rtc_api, stream) == "live"
+    finally:
+        await rtc.close(viewer, got)
+        await rtc.close(pub)
+        if again is not None:
+            await rtc.close(again)
+
+
+async def test_delete_sessions(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    pub, session = await publish(rtc_api, host, stream)
+    viewer, got, viewing = await watch(rtc_api, stream)
+    relay = rtc_api.client.app[keys.RELAY]
+    try:
+        assert len(relay.relays[stream["id"]].viewers) == 1
+        await rtc_api.call("DELETE", viewing, expect=204)
+        assert relay.relays[stream["id"]].viewers == {}
+        await rtc_api.call("DELETE", viewing, expect=404)
+        await rtc_api.call("PATCH", session, data=b"a=candidate", expect=405)
+        await rtc_api.call("DELETE", session, expect=204)
+        assert await _state(rtc_api, stream) == "ended"
+        assert relay.relays == {}
+        await rtc_api.call("DELETE", session, expect=404)
+    finally:
+        await rtc.close(viewer, got)
+        await rtc.close(pub)
+
+
+async def test_bad_requests(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    other = await rtc_api.account("hosts", "Noor")
+    whip, whep = f"/api/streams/{stream['id']}/whip", f"/api/streams/{stream['id']}/whep"
+    pub = rtc.publisher()
+    try:
+        offer = await rtc.offer(pub)
+        status, body = await rtc_api.call(
+            "POST", whip, host["token"], data=offer, headers={"Content-Type": "text/plain"}
+        )
+        assert status == 415 and body["error"]["code"] == "unsupported_media_type"
+        sdp = {"Content-Type": "application/sdp"}
+        status, body = await rtc_api.call("POST", whip, None, data=offer, headers=sdp)
+        assert status == 401
+        status, body = await rtc_api.call("POST", whip, other["token"], data=offer, headers=sdp)
+        assert status == 403
+        for garbage in ("hello", "v=0\r\nm=audio x\r\n", "v=0\r\ns=-\r\n"):
+            status, body = await rtc_api.call("POST", whip, host["token"], data=garbage, headers=sdp)
+            assert status == 400 and body["error"]["code"] in ("bad_sdp", "no_media"), (garbage, body)
+        pcmu = rtc.connection()
+        pcmu.addTransceiver("audio", direction="sendonly").setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
+        )
+        pcmu_only = await rtc.offer(pcmu)
+        await rtc.close(pcmu)
+        status, body = await rtc_api.call("POST", whip, host["token"], data=pcmu_only, headers=sdp)
+        assert status == 400 and body["error"]["code"] in ("no_usable_codec", "bad_sdp"), body
+        # not live yet: nobody can watch
+        status, body = await rtc_api.call("POST", whep, None, data=offer, headers=sdp)
+        assert status == 409 and body["error"]["code"] == "stream_not_live"
+        status, _ = await rtc_api.call(
+            "POST", "/api/streams/nope/whip", host["token"], data=offer, headers=sdp
+        )
+        assert status == 404
+    finally:
+        await rtc.close(pub)
+    first, _ = await publish(rtc_api, host, stream)
+    second = rtc.publisher()
+    try:
+        await _sdp(rtc_api, whip, await rtc.offer(second), host["token"], expect=409)
+    finally:
+        await rtc.close(second)
+        await rtc.close(first)
+
+
+async def test_options_and_cors(rtc_api: Api) -> None:
+    _, stream = await _show(rtc_api)
+    for path in (f"/api/streams/{stream['id']}/whip", f"/api/streams/{stream['id']}/whep"):
+        response = await rtc_api.client.options(path)  # a WHIP client's probe: no Origin
+        assert response.status == 204
+        assert "POST" in response.headers["Allow"] and response.headers["Accept-Post"] == "application/sdp"
+        response = await rtc_api.client.options(
+            path,
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    response = await rtc_api.client.options(f"/api/streams/{stream['id']}/whep/some-session")
+    assert response.status == 204 and "DELETE" in response.headers["Allow"]
