@@ -384,6 +384,12 @@ class Sessions:
             # Ended over HTTP, or another node holds it now: this node lets go.
             await self._end(relay, mark_ended=False)
 
+    async def stream_ended(self, stream_id: str) -> None:
+        """The stream ended through this node (the host's `end`): close its sessions now."""
+        relay = self.relays.get(stream_id)
+        if relay is not None:
+            await self._end(relay, mark_ended=False)
+
     def viewer_count(self, stream_id: str) -> int:
         relay = self.relays.get(stream_id)
         return len(relay.viewers) if relay else 0

@@ -87,6 +87,8 @@ class Streams:
         self.events: EventPublisher = events or NoEvents()
         self._viewers = viewers
         self._sales = sales
+        # Called with a stream id when it ends through this node (the relay lets go at once).
+        self.ended_listeners: list[Callable[[str], Awaitable[None]]] = []
 
     async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
         """Tell the room; the change is already stored, so a broker outage only delays the news
@@ -189,6 +191,9 @@ class Streams:
             raise NotFound(f"no stream with id {stream_id!r}", code="stream_not_found")
         if before.state is not stream.state:
             await self._announce(stream_id, "stream", {"state": str(stream.state)})
+            if stream.state is StreamState.ENDED:
+                for listener in list(self.ended_listeners):
+                    await listener(stream_id)
         return stream
 
     async def end(self, principal: Account | None, stream_id: str) -> Stream:

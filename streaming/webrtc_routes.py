@@ -172,9 +172,12 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
         relay_settings,
     )
     app[keys.RELAY] = sessions
+    streams = app[keys.STREAMS]
+    streams.ended_listeners.append(sessions.stream_ended)
     await sessions.start()
     try:
         yield
     finally:
+        streams.ended_listeners.remove(sessions.stream_ended)
         await sessions.close()
         await directory.close()

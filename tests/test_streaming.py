@@ -239,6 +239,29 @@ async def test_publisher_gone_ends_the_stream_after_grace_and_nothing_is_left(rt
         await rtc.close(pc)
 
 
+async def test_host_ending_the_stream_closes_its_sessions_at_once(
+    aiohttp_client: Callable[[Any], Awaitable[TestClient]], rtc_settings: Settings
+) -> None:
+    hooks.install(("127.0.0.1",))
+    app = create_app(rtc_settings)
+    app[keys.RELAY_SETTINGS] = RelaySettings(
+        publisher_grace_s=0.5, directory_ttl_s=60.0, connect_timeout_s=5.0
+    )
+    api = Api(await aiohttp_client(app))
+    host, stream = await _show(api)
+    pub, _ = await publish(api, host, stream)
+    viewer, got, _ = await watch(api, stream)
+    try:
+        await rtc.wait_for(lambda: len(got.video) > 3, 10, "frames")
+        await api.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
+        # not at the next directory refresh (20 s away here): now
+        await rtc.wait_for(lambda: viewer.connectionState in ("closed", "failed"), 2, "viewer closed")
+        assert app[keys.RELAY].relays == {}
+    finally:
+        await rtc.close(viewer, got)
+        await rtc.close(pub)
+
+
 async def test_publisher_reconnecting_within_grace_keeps_the_stream(rtc_api: Api) -> None:
     host, stream = await _show(rtc_api)
     pub, _ = await publish(rtc_api, host, stream)
