@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from checkout.store import Account, Role, Store
 from server.errors import Forbidden, Unauthorized
@@ -56,18 +57,37 @@ async def ensure_admin_token(store: Store, configured: str | None) -> str | None
 
 
 class Authenticator:
-    """Turns a bearer token into the account it belongs to."""
+    """Turns a bearer token into the account it belongs to.
+
+    Every buy tap and chat socket carries a token, so known tokens are remembered for a
+    short while (accounts never change role or id; tokens are not revoked yet) rather than
+    read from the database on every request. Unknown tokens are not remembered.
+    """
+
+    CACHE_S = 60.0
+    CACHE_SIZE = 50_000
 
     def __init__(self, store: Store, configured_admin_token: str | None) -> None:
         self._store = store
-        self._configured_admin_hash = hash_token(configured_admin_token) if configured_admin_token else None
+        self._admin_hash = hash_token(configured_admin_token) if configured_admin_token else None
+        self._known: dict[str, tuple[float, Account]] = {}
 
     async def authenticate(self, token: str) -> Account | None:
         digest = hash_token(token)
-        admin_hash = self._configured_admin_hash or await self._store.get_meta(ADMIN_TOKEN_META)
-        if admin_hash is not None and hmac.compare_digest(digest, admin_hash):
+        if self._admin_hash is None:  # generated at first start; never changes after
+            self._admin_hash = await self._store.get_meta(ADMIN_TOKEN_META)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return ADMIN
-        return await self._store.account_by_token_hash(digest)
+        now = time.monotonic()
+        cached = self._known.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        account = await self._store.account_by_token_hash(digest)
+        if account is not None:
+            if len(self._known) >= self.CACHE_SIZE:
+                self._known.clear()  # crude but bounded; a miss only costs one query
+            self._known[digest] = (now + self.CACHE_S, account)
+        return account
 
 
 async def create_account(store: Store, role: Role, name: str) -> tuple[Account, str]:

@@ -108,6 +108,8 @@ class Checkout:
         self.provider = provider
         self.events = events
         self.ttl = reservation_ttl_s
+        # product → (stream, sale) whose stock changed since the last announcement
+        self._stock_changed: dict[str, tuple[str, str | None]] = {}
 
     # -- views ---------------------------------------------------------------------------------
     async def sale_view(self, sale: Sale) -> SaleOut:
@@ -427,14 +429,22 @@ class Checkout:
         await self._announce_stock(order)
 
     async def _announce_stock(self, order: Order) -> None:
-        if order.sale_id is not None:
-            remaining = (await self.stock.counts(order.sale_id)).remaining
-        else:
-            product = await self.store.get_product(order.product_id)
-            remaining = product.stock if product else 0
-        await self._announce(
-            order.stream_id, "stock", {"product_id": order.product_id, "remaining": remaining}
-        )
+        """Note that the stock moved; `announce_stock` tells the room at most every tick.
+
+        In a rush every tap moves the stock: one event per tap would cost two Redis round
+        trips on the buy path and flood every viewer's socket with numbers that are stale
+        a millisecond later. The latest count per tick is what a viewer needs."""
+        self._stock_changed[order.product_id] = (order.stream_id, order.sale_id)
+
+    async def announce_stock(self) -> None:
+        changed, self._stock_changed = self._stock_changed, {}
+        for product_id, (stream_id, sale_id) in changed.items():
+            if sale_id is not None:
+                remaining = (await self.stock.counts(sale_id)).remaining
+            else:
+                product = await self.store.get_product(product_id)
+                remaining = product.stock if product else 0
+            await self._announce(stream_id, "stock", {"product_id": product_id, "remaining": remaining})
 
     async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
         try:

@@ -39,6 +39,7 @@ from streaming.streams import Streams
 
 HUB_SETTINGS: web.AppKey[HubSettings] = web.AppKey("hub_settings")
 SWEEP_INTERVAL_S = 1.0  # unpaid orders expire within a second of their time
+STOCK_TICK_S = 0.2  # the room hears the stock left at most this often (once per tick in a rush)
 RECONCILE_INTERVAL_S = 30.0  # and the provider is asked about waiting orders this often
 
 
@@ -133,6 +134,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         chores = Chores()
         chores.every(SWEEP_INTERVAL_S, checkout.sweep, "checkout-sweep")
+        chores.every(STOCK_TICK_S, checkout.announce_stock, "checkout-stock")
         chores.every(RECONCILE_INTERVAL_S, checkout.reconcile, "checkout-reconcile", first=0.0)
         try:
             yield

@@ -1,0 +1,236 @@
+"""Buy taps per second, end to end: HTTP -> reservation (Redis Lua) -> order row (PostgreSQL)
+-> payment intent (demo provider), against 1 and 2 livecart worker processes.
+
+    .venv/bin/python bench/checkout.py --workers 1,2 --duration 15 --concurrency 200
+
+Each run starts `livecart serve --workers N` on its own Redis database and PostgreSQL schema,
+seeds a sale of `--units` units, lets `--buyers` viewers (per-viewer limit 99) tap Buy with
+`--concurrency` requests in flight for `--duration` seconds, then checks that the units the
+stock says are held equal the orders that answered 201 (nothing oversold, nothing lost).
+Reports buys/s (201 answers), all answers/s, p50/p99/max latency, the server's CPU and the
+generator's own CPU. Everything talks to 127.0.0.1 only; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import redis.asyncio as redis
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "bench-admin-" + secrets.token_hex(8)
+PG = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = "redis://127.0.0.1:6379/14"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid, *(int(p) for p in out)]
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, **kw: Any
+) -> tuple[int, Any]:
+    headers = dict(kw.pop("headers", {}))
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with http.request(method, url, headers=headers, **kw) as response:
+        return response.status, await response.json()
+
+
+async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    schema = "bench_" + secrets.token_hex(4)
+    conn = await asyncpg.connect(PG)
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.close()
+    flush = redis.from_url(REDIS)
+    await flush.flushdb()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
+    env.update(
+        LIVECART_DATABASE_URL=f"{PG}?search_path={schema}",
+        LIVECART_REDIS_URL=REDIS,
+        LIVECART_ADMIN_TOKEN=ADMIN,
+        LIVECART_LOG_LEVEL="warning",
+        LIVECART_RESERVATION_TTL_S="600",
+    )
+    workdir = tempfile.mkdtemp(prefix="lc-bench-checkout-")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        ) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await call(http, "GET", f"{base}/healthz"))[0] == 200:
+                        break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start")
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # let every worker finish starting
+            _, brand = await call(http, "POST", f"{base}/api/brands", ADMIN, json={"name": "Acme"})
+            _, host = await call(http, "POST", f"{base}/api/hosts", ADMIN, json={"name": "Mia"})
+            _, product = await call(
+                http,
+                "POST",
+                f"{base}/api/products",
+                brand["token"],
+                json={"title": "Scarf", "price": 2900, "currency": "USD", "stock": args.units},
+            )
+            _, stream = await call(
+                http,
+                "POST",
+                f"{base}/api/streams",
+                host["token"],
+                json={"title": "b", "products": [product["id"]]},
+            )
+            status, sale = await call(
+                http,
+                "POST",
+                f"{base}/api/streams/{stream['id']}/sales",
+                host["token"],
+                json={
+                    "product_id": product["id"],
+                    "price": 990,
+                    "quantity": args.units,
+                    "duration_s": 3600,
+                    "per_viewer_limit": 99,
+                },
+            )
+            assert status == 201, sale
+            viewers = [
+                v
+                for _, v in await asyncio.gather(
+                    *(
+                        call(http, "POST", f"{base}/api/viewers", json={"name": f"b{i}"})
+                        for i in range(args.buyers)
+                    )
+                )
+            ]
+            body_base = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+            latencies: list[float] = []
+            statuses: dict[int, int] = {}
+            created = 0
+            stop_at = time.monotonic() + args.duration
+            pids = children(server.pid)
+            cpu0, gen0, t0 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+
+            async def buyer(index: int) -> None:
+                nonlocal created
+                n = index
+                while time.monotonic() < stop_at:
+                    viewer = viewers[n % len(viewers)]
+                    n += args.concurrency
+                    started = time.perf_counter()
+                    async with http.post(
+                        f"{base}/api/orders",
+                        json=body_base,
+                        headers={
+                            "Authorization": f"Bearer {viewer['token']}",
+                            "Idempotency-Key": secrets.token_hex(8),
+                        },
+                    ) as response:
+                        await response.read()
+                        latencies.append(time.perf_counter() - started)
+                        statuses[response.status] = statuses.get(response.status, 0) + 1
+                        if response.status == 201:
+                            created += 1
+
+            await asyncio.gather(*(buyer(i) for i in range(args.concurrency)))
+            elapsed = time.monotonic() - t0
+            cpu1, gen1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
+            _, shown = await call(http, "GET", f"{base}/api/streams/{stream['id']}")
+            remaining = shown["sale"]["remaining"] if shown["sale"] else 0
+            assert args.units - remaining == created, (args.units, remaining, created)  # held == orders
+        latencies.sort()
+        pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
+        return {
+            "workers": workers,
+            "concurrency": args.concurrency,
+            "seconds": round(elapsed, 1),
+            "buys_per_s": round(created / elapsed),
+            "answers_per_s": round(len(latencies) / elapsed),
+            "statuses": statuses,
+            "p50_ms": pick(0.5),
+            "p99_ms": pick(0.99),
+            "max_ms": round(latencies[-1] * 1000, 1),
+            "server_cpu": round((cpu1 - cpu0) / elapsed, 2),
+            "generator_cpu": round(
+                (gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) / elapsed, 2
+            ),
+            "sold_check": f"{created} orders == {args.units - remaining} units held",
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        await flush.flushdb()
+        await flush.aclose()
+        conn = await asyncpg.connect(PG)
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--buyers", type=int, default=400)
+    parser.add_argument("--units", type=int, default=1_000_000)
+    args = parser.parse_args()
+    for workers in (int(w) for w in args.workers.split(",")):
+        print(json.dumps(await run(workers, args)), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
