@@ -132,6 +132,7 @@ class LocalRoom:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_seq = 0
         self.viewers = -1  # last count sent
+        self._view: tuple[float, dict[str, Any]] | None = None  # (fresh until, stream view)
         self.buckets: dict[str, tuple[float, float]] = {}  # user id → rate-limit bucket
         self._pending: list[Event] = []
         self._scheduled = False
@@ -142,9 +143,24 @@ class LocalRoom:
         self._on_drop = on_drop
         self._loop = asyncio.get_running_loop()
 
+    VIEW_TTL_S = 1.0
+    # Events after which a cached stream view would show the wrong thing.
+    VIEW_CHANGING = frozenset({"pin", "unpin", "stream", "sale", "sale_end"})
+
+    def cached_view(self) -> dict[str, Any] | None:
+        if self._view is not None and self._view[0] > time.monotonic():
+            return self._view[1]
+        return None
+
+    def cache_view(self, view: dict[str, Any]) -> dict[str, Any]:
+        self._view = (time.monotonic() + self.VIEW_TTL_S, view)
+        return view
+
     def push(self, event: Event) -> None:
         if not event.ephemeral and event.seq > self.last_seq:
             self.last_seq = event.seq
+        if event.type in self.VIEW_CHANGING:
+            self._view = None
         self._pending.append(event)
         if self._scheduled:
             return

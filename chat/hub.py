@@ -55,6 +55,7 @@ class Hub:
         self.counters = Counters()
         self.rooms: dict[str, LocalRoom] = {}
         self._likes: dict[str, int] = defaultdict(int)
+        self._unique: dict[str, set[str]] = defaultdict(set)
         self._blocked: dict[str, tuple[float, frozenset[str]]] = {}  # room → (fresh until, words)
         self._chores = Chores()
 
@@ -129,6 +130,10 @@ class Hub:
             await self.broker.unsubscribe(room.name)
 
     # -- likes, presence, pings --------------------------------------------------------------------
+    def note_viewer(self, room_name: str, viewer: str) -> None:
+        """Count a viewer for conversion; written to the room state with the next presence tick."""
+        self._unique[room_name].add(viewer)
+
     def add_likes(self, room_name: str, count: int) -> None:
         self._likes[room_name] += count
 
@@ -139,6 +144,9 @@ class Hub:
             await self.broker.publish_ephemeral(room_name, "likes", {"count": count, "total": total})
 
     async def _report_presence(self) -> None:
+        unique, self._unique = self._unique, defaultdict(set)
+        for room_name, viewers in unique.items():
+            await self.state.add_unique_viewers(room_name, viewers)
         ttl = self.settings.presence_interval_s * 3
         now = time.monotonic()
         for room in list(self.rooms.values()):

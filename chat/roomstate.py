@@ -22,7 +22,7 @@ class RoomState(Protocol):
 
     async def viewers_peak(self, room: str) -> int: ...
 
-    async def add_unique_viewer(self, room: str, viewer: str) -> None: ...
+    async def add_unique_viewers(self, room: str, viewers: Iterable[str]) -> None: ...
 
     async def unique_viewers(self, room: str) -> int: ...
 
@@ -86,8 +86,8 @@ class MemoryRoomState:
         state = self._rooms.get(room)
         return state.peak if state else 0
 
-    async def add_unique_viewer(self, room: str, viewer: str) -> None:
-        self._room(room).unique.add(viewer)
+    async def add_unique_viewers(self, room: str, viewers: Iterable[str]) -> None:
+        self._room(room).unique.update(viewers)
 
     async def unique_viewers(self, room: str) -> int:
         state = self._rooms.get(room)

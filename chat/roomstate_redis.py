@@ -77,8 +77,10 @@ class RedisRoomState:
             result, _ = await self._call(pipe.execute())
         return result
 
-    async def add_unique_viewer(self, room: str, viewer: str) -> None:
-        await self._write(_key(room, "unique"), "sadd", viewer)
+    async def add_unique_viewers(self, room: str, viewers: Iterable[str]) -> None:
+        members = list(viewers)
+        if members:
+            await self._write(_key(room, "unique"), "sadd", *members)
 
     async def unique_viewers(self, room: str) -> int:
         return int(await self._call(self._redis.scard(_key(room, "unique"))))

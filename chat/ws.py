@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from chat.fanout import Connection
 from chat.session import Session
+from checkout.store import Stream
 from server import keys
 from server.bodies import read_json
 from server.errors import BadRequest, Unavailable
@@ -67,7 +68,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     open_sockets = request.app[keys.WEBSOCKETS]
     open_sockets.add(ws)
     try:
-        await _serve(request.app, ws, conn, stream.id, stream.host_id, since)
+        await _serve(request.app, ws, conn, stream, since)
     except Unavailable as exc:  # Redis went away while joining: the client should retry
         if not ws.closed:
             conn.send(_event("error", {"code": exc.code, "message": exc.message}, 0))
@@ -81,24 +82,30 @@ async def _serve(
     app: web.Application,
     ws: web.WebSocketResponse,
     conn: Connection,
-    stream_id: str,
-    host_id: str,
+    stream: Stream,
     since: int | None,
 ) -> None:
     streams, hub, settings = app[keys.STREAMS], app[keys.HUB], app[keys.SETTINGS]
+    stream_id = stream.id
     if conn.user is not None and (await hub.state.standing(stream_id, conn.user.id))[0]:
         conn.send(_event("error", {"code": "banned", "message": "you are banned from this stream"}, 0))
         await ws.close(code=1008, message=b"banned")
         return
     room = await hub.join(stream_id, conn)
     try:
-        # Joined first, then read the seq: anything newer reaches this socket live.
-        last = await hub.broker.last_seq(stream_id)
-        (view,) = await streams.views([await streams.get(stream_id)])
+        # Joined first, then read the seq: anything newer reaches this socket live. The room's
+        # own count is exact for that (every event past it is still on its way to this node),
+        # and the stream's view is shared by everyone joining within a second: a join storm
+        # of thousands costs no database or Redis read per socket.
+        last = room.last_seq
+        view = room.cached_view()
+        if view is None:
+            (fresh,) = await streams.views([await streams.get(stream_id)])
+            view = room.cache_view(msgspec.to_builtins(fresh))
         you = None
         if conn.user is not None:
             you = {"id": conn.user.id, "name": conn.user.name, "role": str(conn.user.role)}
-        conn.send(_event("hello", {"stream": msgspec.to_builtins(view), "you": you, "seq": last}))
+        conn.send(_event("hello", {"stream": view, "you": you, "seq": last}))
         sent_upto = last
         if since is not None and since != last:
             missed = await hub.broker.history(stream_id, since) if since < last else None
@@ -109,14 +116,13 @@ async def _serve(
                 conn.send(payload[0] if len(payload) == 1 else payload)
                 sent_upto = max(last, missed[-1].seq)
         room.go_live(conn, sent_upto)
-        viewer_key = conn.user.id if conn.user is not None else f"anon:{hub.node}:{conn.id}"
-        await hub.state.add_unique_viewer(stream_id, viewer_key)
+        hub.note_viewer(stream_id, conn.user.id if conn.user is not None else f"anon:{hub.node}:{conn.id}")
 
         session = Session(
             hub,
             room,
             conn,
-            host_id=host_id,
+            host_id=stream.host_id,
             global_blocked=frozenset(w.casefold() for w in settings.blocked_words),
             limits=app[keys.CHAT_LIMITS],
         )

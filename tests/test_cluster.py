@@ -153,7 +153,13 @@ async def test_redis_outage_node_stays_up_and_recovers(node: Api, redis_server: 
     await staying.send_json({"type": "chat", "text": "into the void"})
     error = await _events(staying, "error")
     assert error["data"]["code"] == "redis_unavailable"
-    refused = await node.client.ws_connect(path)  # a new socket is told why, and to come back
+    # a new viewer of a room this node already carries still gets in and can watch...
+    joined = await node.client.ws_connect(path)
+    assert (await _events(joined, "hello"))["data"]["seq"] == 3
+    await joined.close()
+    # ...while a room the node has never subscribed to needs Redis: told why, and to come back
+    other = await node.stream(host, [], title="Other")
+    refused = await node.client.ws_connect(f"/api/streams/{other['id']}/ws")
     first = await refused.receive_json()
     assert first["type"] == "error" and first["data"]["code"] == "redis_unavailable"
     assert (await refused.receive()).type == aiohttp.WSMsgType.CLOSE and refused.close_code == 1013

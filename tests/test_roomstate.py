@@ -42,8 +42,9 @@ async def test_presence_sums_nodes_and_forgets_dead_ones(state: RoomState) -> No
 
 async def test_unique_viewers_and_likes(state: RoomState) -> None:
     r = room()
-    for viewer in ("v1", "v2", "v1", "anon:n:7"):
-        await state.add_unique_viewer(r, viewer)
+    await state.add_unique_viewers(r, ["v1", "v2"])
+    await state.add_unique_viewers(r, ["v1", "anon:n:7"])
+    await state.add_unique_viewers(r, [])
     assert await state.unique_viewers(r) == 3
     assert await state.add_likes(r, 5) == 5
     assert await state.add_likes(r, 2) == 7

@@ -168,6 +168,9 @@ async def test_pins_and_state_reach_the_room(live: Api) -> None:
     await live.call("POST", path, host["token"], {"product_id": product["id"]}, expect=200)
     pin = await sock.expect("pin")
     assert pin["data"] == {"product": product}
+    # the room's hello is shared by joiners for a moment, but never across a pin
+    _, hello = await connect(live, stream["id"])
+    assert hello["data"]["stream"]["pinned"] == product and hello["data"]["seq"] == pin["seq"]
     await live.call("DELETE", path, host["token"], expect=204)
     assert (await sock.expect("unpin"))["data"] == {}
     await live.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
