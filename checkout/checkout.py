@@ -10,6 +10,7 @@ for: the authorization is canceled instead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -22,7 +23,7 @@ from checkout.accounts import forbid_unless, require
 from checkout.orders import FINAL, Order, OrderStatus, Sale
 from checkout.payments import IntentStatus, PaymentProvider
 from checkout.stock import HoldState, SaleEnded, SoldOut, Stock
-from checkout.store import Account, Role, Store, StreamState
+from checkout.store import Account, Role, Store, Stream, StreamState
 from checkout.store_orders import ORDER, NotEnoughStock, SaleRunning
 from server.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
 from server.logs import log
@@ -110,6 +111,7 @@ class Checkout:
         self.ttl = reservation_ttl_s
         # product → (stream, sale) whose stock changed since the last announcement
         self._stock_changed: dict[str, tuple[str, str | None]] = {}
+        self._streams: dict[str, tuple[float, Stream]] = {}
 
     # -- views ---------------------------------------------------------------------------------
     async def sale_view(self, sale: Sale) -> SaleOut:
@@ -247,7 +249,7 @@ class Checkout:
         if existing is not None:
             return self._same_request(existing, digest), False
 
-        stream = await self.store.get_stream(new.stream_id)
+        stream = await self._stream(new.stream_id)
         if stream is None:
             raise Invalid("stream_id", f"no stream with id {new.stream_id!r}", code="unknown_stream")
         if stream.state is StreamState.ENDED:
@@ -289,30 +291,65 @@ class Checkout:
         if sale is not None:
             # Taking the units first: the order row exists only for units that were there.
             await self.stock.reserve(sale.id, order_id, viewer.id, new.quantity, self.ttl)
+        # The intent before the row, so the row is written once, complete. An intent whose
+        # row never gets written is harmless: the buyer never saw its secret, so it is never
+        # paid, and it is canceled below or simply lapses.
+        try:
+            intent = await self.provider.create_intent(order)
+        except Exception as exc:
+            log(logger, logging.WARNING, "payment intent not created", order=order_id, error=str(exc))
+            if sale is not None:
+                await self.stock.release(sale.id, order_id)
+            raise Unavailable(
+                "the payment provider does not answer; try again", code="payment_unavailable"
+            ) from exc
+        order = dataclasses.replace(order, intent_id=intent.id, client_secret=intent.client_secret)
         try:
             stored = await self.store.create_order(order, take_product_stock=sale is None)
         except NotEnoughStock as exc:
+            await self._drop_intent(order)
             raise SoldOut("sold out" if exc.available == 0 else f"only {exc.available} left") from exc
         except BaseException:
             if sale is not None:
                 await self.stock.release(sale.id, order_id)
+            await self._drop_intent(order)
             raise
         if stored.id != order_id:  # the same key raced in from another request: that one wins
             if sale is not None:
                 await self.stock.release(sale.id, order_id)
+            await self._drop_intent(order)
             return self._same_request(stored, digest), False
-
-        try:
-            intent = await self.provider.create_intent(stored)
-        except Exception as exc:
-            log(logger, logging.WARNING, "payment intent not created", order=order_id, error=str(exc))
-            await self._give_back(stored, OrderStatus.FAILED)
-            raise Unavailable(
-                "the payment provider does not answer; try again", code="payment_unavailable"
-            ) from exc
-        with_payment = await self.store.set_payment(order_id, intent.id, intent.client_secret)
         await self._announce_stock(stored)
-        return with_payment or stored, True
+        return stored, True
+
+    async def forget_stream(self, stream_id: str) -> None:
+        """The stream ended through this node: stop taking orders for it at once."""
+        self._streams.pop(stream_id, None)
+
+    async def _drop_intent(self, order: Order) -> None:
+        if order.intent_id is None:
+            return
+        try:
+            await self.provider.cancel(order.intent_id, order.id)
+        except Exception as exc:  # never shown to a buyer: it cannot be paid anyway
+            log(logger, logging.INFO, "unused payment intent not canceled", order=order.id, error=str(exc))
+
+    STREAM_CACHE_S = 1.0
+
+    async def _stream(self, stream_id: str) -> Stream | None:
+        """The stream a buy names, remembered for a second: every tap of a rush names the same
+        one. (An order may thus land up to a second after the stream ended; money and stock
+        are never read from here.)"""
+        now = time.monotonic()
+        cached = self._streams.get(stream_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        stream = await self.store.get_stream(stream_id)
+        if stream is not None:
+            if len(self._streams) > 10_000:
+                self._streams.clear()
+            self._streams[stream_id] = (now + self.STREAM_CACHE_S, stream)
+        return stream
 
     def _same_request(self, existing: Order, digest: str) -> Order:
         if existing.request_hash != digest:

@@ -66,6 +66,13 @@ def _translate(exc: BaseException) -> Exception:
     return StoreError(f"PostgreSQL: {exc}")
 
 
+async def _keep_session(connection: Any) -> None:
+    """What a connection needs before going back to the pool: nothing. asyncpg's default
+    (advisory-unlock, CLOSE ALL, UNLISTEN, RESET ALL) is one more round trip per query; the
+    store leaves no session state behind (its locks are transaction-scoped, it never LISTENs
+    or SETs), and RESET ALL would only restore the search_path it connected with."""
+
+
 class _Statements:
     """Runs statements on an asyncpg connection or pool, translating its errors."""
 
@@ -125,6 +132,7 @@ class PostgresDriver:
                 max_size=self._max_size,
                 timeout=self._connect_timeout_s,
                 server_settings=settings,
+                reset=_keep_session,
             )
         except _DRIVER_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc

@@ -126,6 +126,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             viewers=hub.viewers,
             sales=checkout.current_sale_view,
         )
+        app[keys.STREAMS].ended_listeners.append(checkout.forget_stream)
         app[keys.METRICS].track_hub(hub)
         checks = app[health.READINESS]
         checks["database"] = store.ping
