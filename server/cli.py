@@ -31,6 +31,7 @@ from server.middleware import IN_FLIGHT
 log = logging.getLogger("livecart.server")
 
 EXIT_CONFIG = 2
+ACCEPT_BACKLOG = 4096
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,7 +154,11 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> int
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+    # A show that starts brings thousands of viewers in the same second: aiohttp's default
+    # accept backlog (128) drops their SYNs and makes them retry a second later.
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=ACCEPT_BACKLOG
+    )
     try:
         await site.start()
     except OSError as exc:
