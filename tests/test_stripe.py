@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -325,3 +326,154 @@ async def test_forged_stale_unknown_duplicate_and_late_events(
 async def test_webhook_without_stripe_is_404(api: Api) -> None:
     status, body = await api.call("POST", "/api/webhooks/stripe", json={})
     assert status == 404 and body["error"]["code"] == "stripe_not_configured"
+
+
+async def _all_intents(http: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    for _ in range(1000):  # bounded pagination
+        query = "limit=100" + (f"&starting_after={after}" if after else "")
+        async with http.get(
+            f"{base}/v1/payment_intents?{query}", headers={"Authorization": f"Bearer {SECRET_KEY}"}
+        ) as r:
+            page = await r.json()
+        found += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return found
+        after = page["data"][-1]["id"]
+    raise AssertionError("too many pages")
+
+
+async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
+    tmp_path: Path, stripe_api: str, localstripe: str, pg_schema_url: str, buyer: stripe.StripeClient
+) -> None:
+    """Two processes, Stripe, SIGKILL in the middle of a rush: every PaymentIntent that
+    succeeded has a paid order, no unit is sold twice, and the unpaid ones come back."""
+    from tests.procs import ServerProcess, clean_env
+    from tests.redis_server import RedisServer
+
+    units, buyers = 40, 240
+    redis_server = RedisServer(tmp_path).start()
+    nodes: list[ServerProcess] = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            env = clean_env(
+                LIVECART_DATABASE_URL=pg_schema_url,
+                LIVECART_REDIS_URL=redis_server.url,
+                LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
+                LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                LIVECART_RESERVATION_TTL_S="6",
+                LIVECART_STRIPE_SECRET_KEY=SECRET_KEY,
+                LIVECART_STRIPE_PUBLISHABLE_KEY="pk_test_livecart",
+                LIVECART_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                LIVECART_STRIPE_API_BASE=stripe_api,
+                LIVECART_LOG_LEVEL="warning",
+            )
+            nodes.append(ServerProcess(["serve", "--port", str(port)], env, port).start(tmp_path))
+        one, two = nodes
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await http.post(
+                f"{localstripe}/_config/webhooks/livecart",
+                data={"url": f"{one.url}/api/webhooks/stripe", "secret": WEBHOOK_SECRET},
+            )
+
+            async def call(method: str, url: str, token: str | None = None, **kw: Any) -> tuple[int, Any]:
+                headers = dict(kw.pop("headers", {}))
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                try:
+                    async with http.request(method, url, headers=headers, **kw) as r:
+                        return r.status, await r.json()
+                except (TimeoutError, aiohttp.ClientError):
+                    return 0, None
+
+            _, brand = await call("POST", f"{one.url}/api/brands", headers=admin, json={"name": "B"})
+            _, host = await call("POST", f"{one.url}/api/hosts", headers=admin, json={"name": "H"})
+            _, product = await call(
+                "POST",
+                f"{one.url}/api/products",
+                brand["token"],
+                json={"title": "Scarf", "price": 2900, "currency": "USD", "stock": 100},
+            )
+            _, stream = await call(
+                "POST",
+                f"{one.url}/api/streams",
+                host["token"],
+                json={"title": "R", "products": [product["id"]]},
+            )
+            status, _ = await call(
+                "POST",
+                f"{one.url}/api/streams/{stream['id']}/sales",
+                host["token"],
+                json={"product_id": product["id"], "price": 990, "quantity": units, "duration_s": 300},
+            )
+            assert status == 201
+            viewers = [
+                v
+                for _, v in await asyncio.gather(
+                    *(call("POST", f"{one.url}/api/viewers", json={"name": f"b{i}"}) for i in range(buyers))
+                )
+            ]
+            body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+            rush = asyncio.gather(
+                *(
+                    call(
+                        "POST",
+                        f"{(one, two)[i % 2].url}/api/orders",
+                        v["token"],
+                        json=body,
+                        headers={"Idempotency-Key": f"k{i}"},
+                    )
+                    for i, v in enumerate(viewers)
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert two.proc is not None
+            two.proc.send_signal(signal.SIGKILL)
+            results = await rush
+            two.kill()
+            two.start(tmp_path)
+            won = [(viewers[i], o) for i, (status, o) in enumerate(results) if status == 201]
+            assert any(status == 0 for status, _ in results), "the kill came too late to test anything"
+            assert 0 < len(won) <= units
+            # every winner pays in the browser; Stripe then tells node one the money is held
+            for _, order in won:
+                await _pay_in_browser(buyer, order["payment"]["intent_id"])
+                payload, signature = _signed(
+                    _event("payment_intent.amount_capturable_updated", order["payment"]["intent_id"])
+                )
+                async with http.post(
+                    f"{one.url}/api/webhooks/stripe",
+                    data=payload,
+                    headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+                ) as r:
+                    assert r.status == 200
+            deadline = time.monotonic() + 30
+            while True:  # settled, and the unpaid holds (buyers who never heard back) expired
+                statuses = [
+                    (await call("GET", f"{one.url}/api/orders/{o['id']}", headers=admin))[1]["status"]
+                    for _, o in won
+                ]
+                _, shown = await call("GET", f"{one.url}/api/streams/{stream['id']}")
+                if (set(statuses) == {"paid"} and shown["sale"]["remaining"] == units - len(won)) or (
+                    time.monotonic() > deadline
+                ):
+                    break
+                await asyncio.sleep(0.5)
+            assert set(statuses) == {"paid"}
+            assert shown["sale"]["remaining"] == units - len(won)  # sold + on sale again = all
+            intents = await _all_intents(http, localstripe)
+            succeeded = [i for i in intents if i["status"] == "succeeded"]
+            assert len(succeeded) == len(won)
+            for intent in succeeded:  # every captured payment has its paid order
+                status, order = await call(
+                    "GET", f"{one.url}/api/orders/{intent['metadata']['order_id']}", headers=admin
+                )
+                assert status == 200 and order["status"] == "paid" and order["amount"] == intent["amount"]
+            assert not [i for i in intents if i["status"] == "requires_capture"]  # no money left held
+    finally:
+        for node in nodes:
+            node.kill()
+        redis_server.stop()
