@@ -14,11 +14,15 @@ Implementations: broker_memory.MemoryBroker (default), broker_redis.RedisBroker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.errors import Unavailable
+from server.logs import log
+
+logger = logging.getLogger("livecart.events")
 
 HISTORY_SIZE = 1000  # events kept per room for `since` recovery
 
@@ -73,3 +77,16 @@ class Broker(Protocol):
     async def history(self, room: str, since: int) -> list[Event] | None:
         """Events with seq > since, oldest first; None when history no longer reaches
         back to since + 1 (the client must resync)."""
+
+
+class Publisher(Protocol):
+    def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> Awaitable[object]: ...
+
+
+async def announce(events: Publisher, stream_id: str, type: str, data: dict[str, Any]) -> None:
+    """Tell a room about a change that is already stored. A broker outage only delays the
+    news (a client that reconnects reads the state over HTTP), so it is logged, not raised."""
+    try:
+        await events.publish(stream_id, type, data)
+    except Unavailable as exc:
+        log(logger, logging.WARNING, "room event not published", stream=stream_id, type=type, error=str(exc))

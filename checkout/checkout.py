@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol
 
 import msgspec
 
+from chat.broker import announce
 from checkout import ids
 from checkout.accounts import forbid_unless, require
 from checkout.orders import FINAL, Order, OrderStatus, Sale
@@ -484,17 +485,7 @@ class Checkout:
             await self._announce(stream_id, "stock", {"product_id": product_id, "remaining": remaining})
 
     async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
-        try:
-            await self.events.publish(stream_id, type, data)
-        except Unavailable as exc:  # the order is recorded; the room hears of it late or not at all
-            log(
-                logger,
-                logging.WARNING,
-                "room event not published",
-                stream=stream_id,
-                type=type,
-                error=str(exc),
-            )
+        await announce(self.events, stream_id, type, data)
 
     # -- background chores -------------------------------------------------------------------------
     async def sweep(self) -> int:

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Protocol
 
 import msgspec
 
+from chat.broker import announce
 from checkout.accounts import forbid_unless, require
 from checkout.catalog import ProductOut, product_view
 from checkout.store import Account, InvalidTransition, Product, Role, Store, Stream, StreamState
 from server.errors import Conflict, Invalid, NotFound, Unavailable
-from server.logs import log
 
 logger = logging.getLogger("livecart.streams")
 
@@ -91,19 +91,7 @@ class Streams:
         self.ended_listeners: list[Callable[[str], Awaitable[None]]] = []
 
     async def _announce(self, stream_id: str, type: str, data: dict[str, Any]) -> None:
-        """Tell the room; the change is already stored, so a broker outage only delays the news
-        (clients that reconnect read the state over HTTP)."""
-        try:
-            await self.events.publish(stream_id, type, data)
-        except Unavailable as exc:
-            log(
-                logger,
-                logging.WARNING,
-                "room event not published",
-                stream=stream_id,
-                type=type,
-                error=str(exc),
-            )
+        await announce(self.events, stream_id, type, data)
 
     # -- reading -------------------------------------------------------------------
     async def get(self, stream_id: str) -> Stream:
