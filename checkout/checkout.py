@@ -387,6 +387,23 @@ class Checkout:
             return order  # already over: canceling again changes nothing
         return await self._give_back(order, OrderStatus.CANCELED)
 
+    async def refund(self, principal: Account | None, order_id: str) -> Order:
+        """Give a paid order's money back (admin). The units are not restocked: what was
+        shipped or kept is the operator's business, not the sale's."""
+        require(principal, Role.ADMIN)
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"no order with id {order_id!r}", code="order_not_found")
+        if order.status is OrderStatus.REFUNDED:
+            return order
+        if order.status is not OrderStatus.PAID:
+            raise Conflict(
+                f"only a paid order can be refunded; this one is {order.status}", code="order_not_paid"
+            )
+        if order.intent_id:
+            await self.provider.refund(order.intent_id, order.id)  # idempotent on the provider's side
+        return await self._move(order, OrderStatus.REFUNDED)
+
     async def pay_demo(self, principal: Account | None, order_id: str) -> Order:
         order = await self.get_order(principal, order_id)
         forbid_unless(principal is not None and principal.id == order.viewer_id, "only the buyer may pay")

@@ -179,6 +179,12 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response(checkout.order_view(order))
 
 
+async def refund_order(request: web.Request) -> web.Response:
+    checkout = request.app[keys.CHECKOUT]
+    order = await checkout.refund(await principal(request), request.match_info["order_id"])
+    return json_response(checkout.order_view(order))
+
+
 async def demo_pay(request: web.Request) -> web.Response:
     checkout = request.app[keys.CHECKOUT]
     order = await checkout.pay_demo(await principal(request), request.match_info["order_id"])
@@ -241,6 +247,16 @@ ROUTES += [
         "Cancel an unpaid order",
         "checkout",
         roles=_BUYER,
+        response=OrderOut,
+        errors=(401, 403, 404, 409),
+    ),
+    Route(
+        "POST",
+        "/api/orders/{order_id}/refund",
+        refund_order,
+        "Refund a paid order (its figures leave GMV)",
+        "checkout",
+        roles=("admin",),
         response=OrderOut,
         errors=(401, 403, 404, 409),
     ),

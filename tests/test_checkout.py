@@ -104,6 +104,14 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     assert again["status"] == "paid"
     _, fetched = await shop.call("GET", f"/api/orders/{order['id']}", mia["token"], expect=200)
     assert fetched["status"] == "paid"
+    # a refund: admin only, paid orders only, once
+    status, _ = await shop.call("POST", f"/api/orders/{order['id']}/refund", mia["token"])
+    assert status == 403
+    _, refunded = await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
+    assert refunded["status"] == "refunded"
+    await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
+    status, error = await shop.call("POST", f"/api/orders/{order['id']}/cancel", mia["token"])
+    assert status == 409 and error["error"]["code"] == "order_paid"
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
     assert (counts.sold, counts.held, counts.remaining) == (2, 0, 1)
 

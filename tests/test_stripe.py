@@ -229,6 +229,11 @@ async def test_paid_through_stripe_by_webhook(shop: Api, buyer: stripe.StripeCli
     assert paid["status"] == "paid"
     captured = await client.v1.payment_intents.retrieve_async(payment["intent_id"])
     assert captured.status == "succeeded"  # taken once the units were committed
+    _, refunded = await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
+    assert refunded["status"] == "refunded"
+    latest = captured.latest_charge
+    charge = await client.v1.charges.retrieve_async(latest if isinstance(latest, str) else latest.id)
+    assert charge.amount_refunded == 990  # the money went back
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
     assert (counts.sold, counts.held) == (1, 0)
 
