@@ -5,14 +5,19 @@ Every wait is bounded; a process a test forgets is killed by the fixture that ma
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,3 +102,27 @@ class ServerProcess:
             self.proc.wait()
         for f in self._files:
             f.close()  # type: ignore[attr-defined]
+
+
+class Progress:
+    """Counts answers as a burst of requests comes back, so a test can act mid-burst."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    async def track(self, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        finally:
+            self.answered += 1
+
+
+async def kill_mid_way(server: ServerProcess, progress: Progress, after: int, timeout: float = 30.0) -> None:
+    """SIGKILL the server once `after` answers are in: in the middle of the burst whatever
+    the machine's speed, rather than after a guessed delay."""
+    deadline = time.monotonic() + timeout
+    while progress.answered < after:
+        assert time.monotonic() < deadline, "the burst never got going"
+        await asyncio.sleep(0.001)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGKILL)

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -354,7 +353,7 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
 ) -> None:
     """Two processes, Stripe, SIGKILL in the middle of a rush: every PaymentIntent that
     succeeded has a paid order, no unit is sold twice, and the unpaid ones come back."""
-    from tests.procs import ServerProcess, clean_env
+    from tests.procs import Progress, ServerProcess, clean_env, kill_mid_way
     from tests.redis_server import RedisServer
 
     units, buyers = 40, 240
@@ -422,21 +421,22 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
                 )
             ]
             body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+            progress = Progress()
             rush = asyncio.gather(
                 *(
-                    call(
-                        "POST",
-                        f"{(one, two)[i % 2].url}/api/orders",
-                        v["token"],
-                        json=body,
-                        headers={"Idempotency-Key": f"k{i}"},
+                    progress.track(
+                        call(
+                            "POST",
+                            f"{(one, two)[i % 2].url}/api/orders",
+                            v["token"],
+                            json=body,
+                            headers={"Idempotency-Key": f"k{i}"},
+                        )
                     )
                     for i, v in enumerate(viewers)
                 )
             )
-            await asyncio.sleep(0.3)
-            assert two.proc is not None
-            two.proc.send_signal(signal.SIGKILL)
+            await kill_mid_way(two, progress, after=buyers // 20)
             results = await rush
             two.kill()
             two.start(tmp_path)
