@@ -151,7 +151,13 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                     )
                 )
             ]
-            body_base = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+            # The buy button on a sale card names the sale, as the watch page does.
+            body_base = {
+                "stream_id": stream["id"],
+                "product_id": product["id"],
+                "quantity": 1,
+                "sale_id": sale["id"],
+            }
             latencies: list[float] = []
             statuses: dict[int, int] = {}
             created = 0

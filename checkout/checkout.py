@@ -247,10 +247,18 @@ class Checkout:
         if len(key) > 200:
             raise Invalid("Idempotency-Key", "must be at most 200 characters", code="invalid_field")
         digest = request_hash(new)
-        existing = await self.store.order_by_key(viewer.id, key)
-        if existing is not None:
-            return self._same_request(existing, digest), False
+        try:
+            return await self._place(viewer, key, digest, new)
+        except Conflict:
+            # A retried tap whose first try won (and then sold the last unit, used up the
+            # viewer's limit, or outlived the sale) gets its order back, not a refusal.
+            # Looked up only on a refusal, so the rush path pays nothing for it.
+            existing = await self.store.order_by_key(viewer.id, key)
+            if existing is not None:
+                return self._same_request(existing, digest), False
+            raise
 
+    async def _place(self, viewer: Account, key: str, digest: str, new: NewOrder) -> tuple[Order, bool]:
         stream = await self._stream(new.stream_id)
         if stream is None:
             raise Invalid("stream_id", f"no stream with id {new.stream_id!r}", code="unknown_stream")

@@ -187,6 +187,22 @@ class OrdersSql:
         """Insert a pending order (taking product stock for a regular order in the same
         transaction: NotEnoughStock otherwise). If the viewer already used this idempotency
         key, nothing is written and the order stored under it is returned."""
+        values: list[Any] = list(astuple(order))
+        values[[f.name for f in fields(Order)].index("status")] = order.status.value
+        if not take_product_stock:
+            # A sale's units are held by the stock, not here: one statement, no transaction
+            # (the rush path). The unique key turns a racing duplicate into nothing written.
+            inserted = await self._db.fetchone(
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})"
+                " ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING id",
+                *values,
+            )
+            if inserted is not None:
+                return order
+            existing_order = await self.order_by_key(order.viewer_id, order.idempotency_key)
+            if existing_order is None:  # only if it was deleted in between, which nothing does
+                raise AssertionError("an order conflicted on its key but cannot be found")
+            return existing_order
         async with self._db.transaction(write=True) as conn:
             existing = await conn.fetchone(
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE viewer_id = $1 AND idempotency_key = $2",
@@ -206,8 +222,6 @@ class OrdersSql:
                 if taken is None:
                     row = await conn.fetchone("SELECT stock FROM products WHERE id = $1", order.product_id)
                     raise NotEnoughStock(0 if row is None else int(row["stock"]))
-            values: list[Any] = list(astuple(order))
-            values[[f.name for f in fields(Order)].index("status")] = order.status.value
             await conn.execute(
                 f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})", *values
             )

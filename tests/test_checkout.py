@@ -306,3 +306,21 @@ async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
     assert [status for status, _ in paid] == [200] * 20
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
     assert (counts.sold, counts.held, counts.remaining) == (20, 0, 0)
+
+
+async def test_a_retried_tap_gets_its_order_even_after_the_sale_sold_out_or_ended(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    sale = await _sale(shop, host, stream, product, quantity=1, per_viewer_limit=1)
+    viewer = await shop.account("viewers")
+    status, order = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    assert status == 201
+    # the answer was lost; the app taps again with the same key: the last unit is its own
+    status, again = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    assert status == 200 and again["id"] == order["id"]
+    await shop.call("DELETE", f"/api/streams/{stream['id']}/sales/{sale['id']}", host["token"], expect=200)
+    status, again = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    assert status == 200 and again["id"] == order["id"]
+    status, error = await _buy(shop, viewer, stream, product, 2, key="last-unit", sale_id=sale["id"])
+    assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
+    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    assert (counts.held, counts.remaining) == (1, 0)  # the retries held nothing more
