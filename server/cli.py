@@ -143,6 +143,7 @@ async def _seed_demo(store: Any, settings: Settings) -> None:
     print(f"demo brand token: {brand_token}", flush=True)
     print(f"demo host token:  {host_token}", flush=True)
     print(f"demo stream:      {url}/api/streams/{stream.id}", flush=True)
+    print("  pages (they arrive with the pages issue; the API above works now):", flush=True)
     print(f"  studio (host):  {url}/studio/{stream.id}", flush=True)
     print(f"  watch (viewer): {url}/watch/{stream.id}", flush=True)
     print(f"  dashboard:      {url}/dashboard/{stream.id}", flush=True)
