@@ -2,9 +2,10 @@
 
 One `Feed` per kind (audio, video) of a stream. Its pump reads the publisher's received
 track (encoded `av.Packet`s, see streaming/hooks.py), turns each frame into RTP payloads
-once, and appends the same `RelayFrame` to every viewer's `ViewerTrack`. Per viewer there
-is a deque append and, when its sender is waiting, one future to wake; the viewer's
-RTCRtpSender then only writes RTP headers and encrypts.
+once, and hands the same `RelayFrame` to every viewer's `ViewerTrack`. A viewer connected
+through WHEP has a `hooks.DirectSender`: the pump sends it the frame's packets right away
+(per packet one header `struct.pack`, SRTP, one datagram; no task wake-up per viewer). A
+track without one (none in the server today) queues frames for its RTCRtpSender to read.
 
 A viewer's queue is bounded: a video viewer that falls behind loses its backlog and waits
 for the next keyframe (asking the publisher for one), so it shows a current picture again
@@ -19,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import av
@@ -28,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from server.logs import log
+from streaming import hooks
 
 logger = logging.getLogger("livecart.relay")
 
@@ -42,6 +44,9 @@ class RelayFrame:
     payloads: list[bytes]
     timestamp: int
     keyframe: bool
+    octets: int = 0
+    # header extension block per (extension ids, mid) of the viewers: built once per frame
+    ext_cache: dict[bytes, bytes] = field(default_factory=dict)
 
 
 class KeyframeRequests:
@@ -106,6 +111,7 @@ class ViewerTrack(MediaStreamTrack):
         self._active = False
         self._need_keyframe = feed.kind == "video"
         self.skips = 0
+        self.direct: hooks.DirectSender | None = None
 
     def start(self) -> None:
         """The viewer is connected: take frames from the next keyframe on, and ask for one."""
@@ -113,13 +119,30 @@ class ViewerTrack(MediaStreamTrack):
         if self._need_keyframe:
             self._feed.keyframes.request()
 
-    def push(self, frame: RelayFrame) -> None:
+    def push(self, frame: RelayFrame, abs_send_time: int = 0, ntp_time: int = 0) -> None:
         if not self._active:
             return
+        direct = self.direct
+        if direct is not None and not direct.ready():
+            return  # its sender has not started yet (keeps waiting for a keyframe)
         if self._need_keyframe:
             if not frame.keyframe:
                 return
             self._need_keyframe = False
+        if direct is not None:
+            if direct.behind():
+                # The socket would block and its buffer is full: drop this frame and, for video,
+                # the rest until the next keyframe (as a full queue does below).
+                self.skips += 1
+                if self.kind == "video":
+                    self._need_keyframe = True
+                    self._feed.keyframes.request()
+                return
+            try:
+                direct.send(frame, abs_send_time, ntp_time)
+            except Exception as exc:  # one viewer's failure must not stop the feed for the others
+                log(logger, logging.DEBUG, "frame not sent", error=repr(exc))
+            return
         queue = self._queue
         if len(queue) >= self._limit:
             self.skips += 1
@@ -199,10 +222,12 @@ class Feed:
                     payloads = [bytes(packet)]
                     timestamp = packet.pts or 0  # already in 1/clock rate
                     keyframe = True
-                frame = RelayFrame(payloads, timestamp, keyframe)
+                frame = RelayFrame(payloads, timestamp, keyframe, sum(map(len, payloads)))
                 self.frames += 1
+                ntp_time = hooks.ntp_now()
+                abs_send_time = hooks.abs_send_time(ntp_time)
                 for viewer in self.viewers:
-                    viewer.push(frame)
+                    viewer.push(frame, abs_send_time, ntp_time)
         except MediaStreamError:
             pass  # the publisher's track ended
 

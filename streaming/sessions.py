@@ -261,6 +261,7 @@ class Sessions:
                 if feed is not None:
                     hooks.mark_prepacked(transceiver)
                     track = feed.track()
+                    track.direct = hooks.DirectSender(transceiver)
                     peer.tracks.append(track)
                     transceiver.sender.replaceTrack(track)
                     hooks.on_keyframe_request(transceiver.sender, feed.keyframes.request)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from aiortc import RTCRtpSender
+from aiortc.rtp import RtpPacket
 from yarl import URL
 
 from config.settings import Settings
@@ -367,3 +368,68 @@ async def test_options_and_cors(rtc_api: Api) -> None:
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
     response = await rtc_api.client.options(f"/api/streams/{stream['id']}/whep/some-session")
     assert response.status == 204 and "DELETE" in response.headers["Allow"]
+
+
+async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retransmission(
+    rtc_api: Api,
+) -> None:
+    """The relay's DirectSender (streaming/hooks.py) sends every packet, keeps the counts the
+    sender's RTCP reports carry, and answers a NACK from its own history (RTX when negotiated)."""
+    host, stream = await _show(rtc_api)
+    pub, _ = await publish(rtc_api, host, stream)
+    viewer: Any = None
+    got: rtc.Received | None = None
+    try:
+        viewer, got, _ = await watch(rtc_api, stream)
+        await rtc.wait_for(lambda: len(got.video) >= 10 and got.audio >= 10, 10, "frames at the viewer")
+        (peer,) = rtc_api.client.app[keys.RELAY].relays[stream["id"]].viewers.values()
+        senders = {t.sender.track: t.sender for t in peer.pc.getTransceivers() if t.sender.track}
+        assert len(peer.tracks) == 2
+        for track in peer.tracks:
+            direct = track.direct
+            assert direct is not None and direct.sent > 0, track.kind
+            sender = senders[track]
+            assert sender._RTCRtpSender__packet_count == direct.sent  # what the RTCP SR reports
+            assert sender._RTCRtpSender__octet_count > 0
+
+        # The viewer gets sender reports for both streams with the relay's packet counts.
+        async def reported() -> int:
+            count = 0
+            for transceiver in viewer.getTransceivers():
+                stats = await transceiver.receiver.getStats()
+                count += sum(1 for s in stats.values() if s.type == "remote-outbound-rtp" and s.packetsSent)
+            return count
+
+        deadline = time.monotonic() + 5
+        while await reported() < 2:
+            assert time.monotonic() < deadline, "no sender report at the viewer"
+            await asyncio.sleep(0.1)
+        # A NACK is answered from the relay's history, through the DTLS transport's RTP path.
+        video = next(t for t in peer.tracks if t.kind == "video")
+        assert video.direct is not None
+        sender = senders[video]
+        sent: list[bytes] = []
+        transport = sender.transport
+
+        async def record(data: bytes) -> None:
+            sent.append(data)
+
+        transport._send_rtp = record  # type: ignore[method-assign]
+        try:
+            lost = (video.direct.sequence_number - 1) & 0xFFFF
+            await sender._retransmit(lost)
+            await sender._retransmit((lost + 1) & 0xFFFF)  # not sent yet: nothing to resend
+        finally:
+            del transport._send_rtp
+        assert len(sent) == 1
+        packet = RtpPacket.parse(sent[0])
+        rtx = sender._RTCRtpSender__rtx_payload_type
+        if rtx is not None:
+            assert packet.payload_type == rtx and packet.ssrc == sender._rtx_ssrc
+            assert int.from_bytes(packet.payload[:2], "big") == lost
+        else:
+            assert packet.ssrc == sender._ssrc and packet.sequence_number == lost
+    finally:
+        if viewer is not None:
+            await rtc.close(viewer, got)
+        await rtc.close(pub)

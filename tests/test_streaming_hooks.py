@@ -3,6 +3,7 @@ that moves one fails here, loudly, instead of silently decoding every frame agai
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import aioice.ice
@@ -55,3 +56,106 @@ def test_only_the_configured_addresses_are_offered() -> None:
     hooks.install(("127.0.0.1",))
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
     assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == []
+
+
+def test_direct_sender_writes_what_run_rtp_would() -> None:
+    """DirectSender's packets are byte for byte those of RTCRtpSender._run_rtp (same header
+    fields and header extensions), and it keeps the counts the sender's RTCP reports carry."""
+    from types import SimpleNamespace
+
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    sender = SimpleNamespace(
+        _ssrc=0x11223344,
+        _RTCRtpSender__packet_count=0,
+        _RTCRtpSender__octet_count=0,
+        _RTCRtpSender__rtp_timestamp=0,
+        _RTCRtpSender__ntp_timestamp=0,
+    )
+    direct = hooks.DirectSender(SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+    assert sender._retransmit == direct._retransmit  # NACKs reach its history
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+            ]
+        )
+    )
+    datagrams: list[bytes] = []
+    direct._pt, direct._map, direct._mid = 96, extensions, "1"
+    direct._protect = lambda data: data  # SRTP aside
+    direct._transport = SimpleNamespace(sendto=lambda data, addr: datagrams.append(data))
+    direct._ext_key = direct._extension_block(0)
+    frame = SimpleNamespace(payloads=[b"abc", b"defg"], timestamp=3000, octets=7, ext_cache={})
+    ntp = hooks.ntp_now()
+    first_seq = direct.sequence_number
+    direct.send(frame, hooks.abs_send_time(ntp), ntp)  # type: ignore[arg-type]
+    expected = []
+    for i, payload in enumerate(frame.payloads):
+        packet = RtpPacket(
+            payload_type=96,
+            marker=int(i == 1),
+            sequence_number=(first_seq + i) & 0xFFFF,
+            timestamp=(direct._origin + 3000) & 0xFFFFFFFF,
+            ssrc=0x11223344,
+            payload=payload,
+        )
+        packet.extensions.mid = "1"
+        packet.extensions.abs_send_time = hooks.abs_send_time(ntp)
+        expected.append(packet.serialize(extensions))
+    assert datagrams == expected
+    assert sender._RTCRtpSender__packet_count == 2 and sender._RTCRtpSender__octet_count == 7
+    assert sender._RTCRtpSender__rtp_timestamp == (direct._origin + 3000) & 0xFFFFFFFF
+    assert sender._RTCRtpSender__ntp_timestamp == ntp
+    assert direct.sequence_number == (first_seq + 2) & 0xFFFF
+
+
+async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe() -> None:
+    """With the lean send path the bounded queue is the socket's: a viewer whose datagram
+    transport is buffering drops frames until the next keyframe and asks for one."""
+    from streaming.relay import Feed, KeyframeRequests, RelayFrame
+
+    asked = 0
+
+    async def ask() -> None:
+        nonlocal asked
+        asked += 1
+
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+    feed = Feed("video", vp8, KeyframeRequests(ask, interval=0.0))
+    track = feed.track()
+    sent: list[int] = []
+
+    class Direct:
+        full = False
+
+        def ready(self) -> bool:
+            return True
+
+        def behind(self) -> bool:
+            return self.full
+
+        def send(self, frame: RelayFrame, abs_send_time: int, ntp_time: int) -> None:
+            sent.append(frame.timestamp)
+
+    direct = Direct()
+    track.direct = direct  # type: ignore[assignment]
+    track.start()
+    track.push(RelayFrame([b"d"], 1, False))  # before the first keyframe: not sent
+    track.push(RelayFrame([b"k"], 2, True))
+    track.push(RelayFrame([b"d"], 3, False))
+    direct.full = True
+    track.push(RelayFrame([b"d"], 4, False))
+    direct.full = False
+    track.push(RelayFrame([b"d"], 5, False))  # still waiting for a keyframe
+    track.push(RelayFrame([b"k"], 6, True))
+    assert sent == [2, 3, 6]
+    assert track.skips == 1
+    await asyncio.sleep(0.01)
+    assert asked == 2  # one at start, one on falling behind
+    await feed.close()
