@@ -294,9 +294,8 @@ class DirectSender:
                 sequence_number=sender._RTCRtpSender__rtx_sequence_number,  # type: ignore[attr-defined]
                 ssrc=sender._rtx_ssrc,
             )
-            sender._RTCRtpSender__rtx_sequence_number = uint16_add(  # type: ignore[attr-defined]
-                sender._RTCRtpSender__rtx_sequence_number, 1  # type: ignore[attr-defined]
-            )
+            rtx_sequence = sender._RTCRtpSender__rtx_sequence_number  # type: ignore[attr-defined]
+            sender._RTCRtpSender__rtx_sequence_number = uint16_add(rtx_sequence, 1)  # type: ignore[attr-defined]
         await sender.transport._send_rtp(packet.serialize(self._map))
 
 

@@ -50,10 +50,28 @@ class Offer:
     media: list[MediaLine]
 
 
+def without_mdns_candidates(text: str) -> str:
+    """The SDP without `.local` (mDNS) candidates, which browsers offer to hide their address.
+
+    Resolving one makes aioice send multicast DNS queries on every interface; without them
+    the browser's connectivity checks still reach us and are learnt as peer-reflexive
+    candidates, which is all a WHIP/WHEP server needs.
+    """
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if len(fields) > 4 and fields[4].lower().endswith(".local"):
+                continue
+        kept.append(line)
+    return "".join(kept)
+
+
 def parse_offer(text: str) -> Offer:
     """The offer's audio/video lines; 400 for text that is not an SDP offer with media."""
     if not text.startswith("v=0"):
         raise BadRequest("the body is not an SDP offer (it must start with v=0)", code="bad_sdp")
+    text = without_mdns_candidates(text)
     try:
         description = aiortc_sdp.SessionDescription.parse(text)
     except (ValueError, AssertionError, IndexError, KeyError) as exc:

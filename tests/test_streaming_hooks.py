@@ -159,3 +159,18 @@ async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe() -> Non
     await asyncio.sleep(0.01)
     assert asked == 2  # one at start, one on falling behind
     await feed.close()
+
+
+def test_mdns_candidates_are_dropped_from_offers() -> None:
+    from streaming.peers import without_mdns_candidates
+
+    offer = (
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        "a=candidate:1 1 udp 2122260223 5b3c1d2e-9f1a-4c2b-8a7d-1e2f3a4b5c6d.local 51234 typ host\r\n"
+        "a=candidate:2 1 udp 2122260223 127.0.0.1 51235 typ host\r\n"
+        "a=mid:0\r\n"
+    )
+    cleaned = without_mdns_candidates(offer)
+    assert ".local" not in cleaned
+    assert "a=candidate:2 1 udp 2122260223 127.0.0.1 51235 typ host\r\n" in cleaned
+    assert cleaned.endswith("a=mid:0\r\n") and cleaned.count("\r\n") == offer.count("\r\n") - 1
