@@ -172,6 +172,18 @@ async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
         relay_settings,
     )
     app[keys.RELAY] = sessions
+    metrics = app[keys.METRICS]
+    metrics.gauge("livecart_relay_streams", "Streams relayed by this node.", lambda: len(sessions.relays))
+    metrics.gauge(
+        "livecart_relay_publishers",
+        "Publishers connected to this node.",
+        lambda: sum(r.publisher is not None for r in sessions.relays.values()),
+    )
+    metrics.gauge(
+        "livecart_relay_viewers",
+        "WHEP viewers of this node.",
+        lambda: sum(len(r.viewers) for r in sessions.relays.values()),
+    )
     streams = app[keys.STREAMS]
     streams.ended_listeners.append(sessions.stream_ended)
     await sessions.start()

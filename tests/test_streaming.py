@@ -113,6 +113,13 @@ async def test_viewer_sees_the_moving_picture_and_hears_the_tone(rtc_api: Api) -
         assert len(set(positions)) >= 10, positions  # the bar moves: not a frozen picture
         moves = [b - a for a, b in itertools.pairwise(positions)]
         assert sum(1 for m in moves if m > 0) >= len(moves) // 2, positions  # mostly rightwards
+        metrics = await (await rtc_api.client.get("/metrics")).text()
+        for line in (
+            "livecart_relay_streams 1.0",
+            "livecart_relay_publishers 1.0",
+            "livecart_relay_viewers 1.0",
+        ):
+            assert line in metrics, line
     finally:
         if viewer is not None:
             await rtc.close(viewer, got)
