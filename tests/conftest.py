@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,9 @@ from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
 from server.app import create_app
+from tests.procs import free_port
+
+__all__ = ["ADMIN_TOKEN", "PG_URL", "REDIS_URL", "Api", "free_port"]
 
 PG_URL = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LIVECART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -114,10 +116,3 @@ class Api:
 @pytest.fixture
 async def api(aiohttp_client: Callable[[Any], Awaitable[TestClient]], settings: Settings) -> Api:
     return Api(await aiohttp_client(create_app(settings)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_node(workdir: Path, **env: str) -> ServerProcess:
+    """`livecart serve` on a free port of 127.0.0.1, advertising that port, with `env` on top."""
+    port = free_port()
+    node_env = clean_env(LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}", **env)
+    return ServerProcess(["serve", "--port", str(port)], node_env, port).start(workdir)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

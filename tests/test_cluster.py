@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from chat.hub import HubSettings
 from config.settings import Settings
 from server.app import create_app
-from tests.conftest import ADMIN_TOKEN, Api, free_port
-from tests.procs import ServerProcess, clean_env
+from tests.conftest import ADMIN_TOKEN, Api
+from tests.procs import ServerProcess, start_node
 from tests.redis_server import RedisServer
 
 
@@ -54,14 +54,14 @@ def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Server
     nodes: list[ServerProcess] = []
     try:
         for _ in range(2):
-            port = free_port()
-            env = clean_env(
-                LIVECART_DATA_DIR=str(tmp_path / "shared-data"),  # one SQLite file, two processes
-                LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                LIVECART_REDIS_URL=redis_server.url,
-                LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            nodes.append(
+                start_node(
+                    tmp_path,
+                    LIVECART_DATA_DIR=str(tmp_path / "shared-data"),  # one SQLite file, two processes
+                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
+                    LIVECART_REDIS_URL=redis_server.url,
+                )
             )
-            nodes.append(ServerProcess(["serve", "--port", str(port)], env, port).start(tmp_path))
         yield nodes
     finally:
         for node in nodes:

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, free_port
-from tests.procs import Progress, ServerProcess, clean_env, kill_mid_way
+from tests.conftest import ADMIN_TOKEN
+from tests.procs import Progress, ServerProcess, kill_mid_way, start_node
 from tests.redis_server import RedisServer
 
 BUYERS = 2000
@@ -31,16 +31,16 @@ def cluster(tmp_path: Path, pg_schema_url: str) -> Iterator[list[ServerProcess]]
     nodes: list[ServerProcess] = []
     try:
         for _ in range(2):
-            port = free_port()
-            env = clean_env(
-                LIVECART_DATABASE_URL=pg_schema_url,
-                LIVECART_REDIS_URL=redis.url,
-                LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                LIVECART_RESERVATION_TTL_S="4",
-                LIVECART_LOG_LEVEL="warning",
+            nodes.append(
+                start_node(
+                    tmp_path,
+                    LIVECART_DATABASE_URL=pg_schema_url,
+                    LIVECART_REDIS_URL=redis.url,
+                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
+                    LIVECART_RESERVATION_TTL_S="4",
+                    LIVECART_LOG_LEVEL="warning",
+                )
             )
-            nodes.append(ServerProcess(["serve", "--port", str(port)], env, port).start(tmp_path))
         yield nodes
     finally:
         for node in nodes:

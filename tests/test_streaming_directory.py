@@ -17,8 +17,8 @@ from streaming import hooks
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
 from tests import webrtc_peers as rtc
-from tests.conftest import ADMIN_TOKEN, REDIS_URL, free_port
-from tests.procs import ServerProcess, clean_env
+from tests.conftest import ADMIN_TOKEN, REDIS_URL
+from tests.procs import ServerProcess, start_node
 from tests.redis_server import RedisServer
 
 
@@ -69,16 +69,16 @@ def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Server
     nodes: list[ServerProcess] = []
     try:
         for _ in range(2):
-            port = free_port()
-            env = clean_env(
-                LIVECART_DATA_DIR=str(tmp_path / "shared-data"),
-                LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                LIVECART_REDIS_URL=redis_server.url,
-                LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                LIVECART_ICE_ADDRESSES="127.0.0.1",
-                LIVECART_PUBLISHER_GRACE_S="1",
+            nodes.append(
+                start_node(
+                    tmp_path,
+                    LIVECART_DATA_DIR=str(tmp_path / "shared-data"),
+                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
+                    LIVECART_REDIS_URL=redis_server.url,
+                    LIVECART_ICE_ADDRESSES="127.0.0.1",
+                    LIVECART_PUBLISHER_GRACE_S="1",
+                )
             )
-            nodes.append(ServerProcess(["serve", "--port", str(port)], env, port).start(tmp_path))
         yield nodes
     finally:
         for node in nodes:

@@ -353,7 +353,7 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
 ) -> None:
     """Two processes, Stripe, SIGKILL in the middle of a rush: every PaymentIntent that
     succeeded has a paid order, no unit is sold twice, and the unpaid ones come back."""
-    from tests.procs import Progress, ServerProcess, clean_env, kill_mid_way
+    from tests.procs import Progress, ServerProcess, kill_mid_way, start_node
     from tests.redis_server import RedisServer
 
     units, buyers = 40, 240
@@ -361,20 +361,20 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
     nodes: list[ServerProcess] = []
     try:
         for _ in range(2):
-            port = free_port()
-            env = clean_env(
-                LIVECART_DATABASE_URL=pg_schema_url,
-                LIVECART_REDIS_URL=redis_server.url,
-                LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                LIVECART_RESERVATION_TTL_S="6",
-                LIVECART_STRIPE_SECRET_KEY=SECRET_KEY,
-                LIVECART_STRIPE_PUBLISHABLE_KEY="pk_test_livecart",
-                LIVECART_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                LIVECART_STRIPE_API_BASE=stripe_api,
-                LIVECART_LOG_LEVEL="warning",
+            nodes.append(
+                start_node(
+                    tmp_path,
+                    LIVECART_DATABASE_URL=pg_schema_url,
+                    LIVECART_REDIS_URL=redis_server.url,
+                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
+                    LIVECART_RESERVATION_TTL_S="6",
+                    LIVECART_STRIPE_SECRET_KEY=SECRET_KEY,
+                    LIVECART_STRIPE_PUBLISHABLE_KEY="pk_test_livecart",
+                    LIVECART_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                    LIVECART_STRIPE_API_BASE=stripe_api,
+                    LIVECART_LOG_LEVEL="warning",
+                )
             )
-            nodes.append(ServerProcess(["serve", "--port", str(port)], env, port).start(tmp_path))
         one, two = nodes
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
