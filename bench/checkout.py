@@ -19,6 +19,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,6 +218,7 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
         await flush.flushdb()
         await flush.aclose()
         conn = await asyncpg.connect(PG)
