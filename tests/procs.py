@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -141,3 +141,17 @@ async def kill_mid_way(server: ServerProcess, progress: Progress, after: int, ti
         await asyncio.sleep(0.001)
     assert server.proc is not None
     server.proc.send_signal(signal.SIGKILL)
+
+
+async def host_and_stream(http: Any, base: str, admin_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Over HTTP, as an operator would: a host made by the admin, and an empty show of theirs."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    async with http.post(f"{base}/api/hosts", json={"name": "Mia"}, headers=admin) as r:
+        host: dict[str, Any] = await r.json()
+    async with http.post(
+        f"{base}/api/streams",
+        json={"title": "Two nodes", "products": []},
+        headers={"Authorization": f"Bearer {host['token']}"},
+    ) as r:
+        stream: dict[str, Any] = await r.json()
+    return host, stream

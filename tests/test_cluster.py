@@ -16,7 +16,7 @@ from chat.hub import HubSettings
 from config.settings import Settings
 from server.app import create_app
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.procs import ServerProcess, start_node
+from tests.procs import ServerProcess, host_and_stream, start_node
 from tests.redis_server import RedisServer
 
 
@@ -71,15 +71,7 @@ def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Server
 async def test_two_processes_share_one_room(two_nodes: list[ServerProcess]) -> None:
     one, two = two_nodes
     async with aiohttp.ClientSession() as http:
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with http.post(f"{one.url}/api/hosts", json={"name": "Mia"}, headers=admin) as r:
-            host = await r.json()
-        async with http.post(
-            f"{one.url}/api/streams",
-            json={"title": "Two nodes", "products": []},
-            headers={"Authorization": f"Bearer {host['token']}"},
-        ) as r:
-            stream = await r.json()
+        host, stream = await host_and_stream(http, one.url, ADMIN_TOKEN)
         async with http.post(f"{two.url}/api/viewers", json={"name": "Lin"}) as r:
             viewer = await r.json()
         path = f"/api/streams/{stream['id']}/ws"

@@ -18,7 +18,7 @@ from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, REDIS_URL
-from tests.procs import ServerProcess, start_node
+from tests.procs import ServerProcess, host_and_stream, start_node
 from tests.redis_server import RedisServer
 
 
@@ -103,15 +103,7 @@ async def test_whep_on_the_other_node_is_sent_to_the_owner(two_nodes: list[Serve
     viewer, got = rtc.viewer()
     async with aiohttp.ClientSession() as http:
         try:
-            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-            async with http.post(f"{one.url}/api/hosts", json={"name": "Mia"}, headers=admin) as r:
-                host = await r.json()
-            async with http.post(
-                f"{one.url}/api/streams",
-                json={"title": "Two nodes", "products": []},
-                headers={"Authorization": f"Bearer {host['token']}"},
-            ) as r:
-                stream = await r.json()
+            host, stream = await host_and_stream(http, one.url, ADMIN_TOKEN)
             whip = await _post_sdp(
                 http, f"{one.url}/api/streams/{stream['id']}/whip", await rtc.offer(pub), host["token"]
             )
