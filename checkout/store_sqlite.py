@@ -105,7 +105,7 @@ class SqliteDriver:
             statements = _Statements(conn)
             await statements.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await statements.execute("PRAGMA foreign_keys = ON")
-            mode = await statements.fetchone("PRAGMA journal_mode = WAL")
+            mode = await self._enter_wal(statements)
             if self.path != _MEMORY and (mode is None or mode["journal_mode"] != "wal"):
                 raise StoreError(f"SQLite database {self.path} cannot use WAL journal mode")
             # Safe with WAL (a crash may lose the last commits, never corrupt)
@@ -115,6 +115,26 @@ class SqliteDriver:
             await conn.close()
             raise
         self._conn = conn
+
+    async def _enter_wal(self, statements: _Statements) -> Row | None:
+        # Switching to WAL needs the file to itself for a moment, and SQLite
+        # answers "database is locked" at once, without its busy handler, when
+        # another process is opening the same new file. Retry within the busy
+        # timeout, as a second writer would wait.
+        deadline = asyncio.get_running_loop().time() + self._busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                return await statements.fetchone("PRAGMA journal_mode = WAL")
+            except StoreError as exc:
+                cause = exc.__cause__
+                busy = isinstance(cause, sqlite3.OperationalError) and (
+                    cause.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                )
+                if not busy or asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     async def close(self) -> None:
         async with self._lock:  # let a running transaction finish first
