@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from checkout.orders import Order, OrderStatus, Sale
@@ -85,6 +85,17 @@ PRODUCT_MUTABLE_FIELDS = frozenset({"title", "price", "currency", "stock", "imag
 
 class StoreError(Exception):
     """A store failure that is not the caller's fault (connection lost, schema too new)."""
+
+
+ConstraintKind = Literal["foreign_key", "unique", "check", "not_null", "other"]
+
+
+class ConstraintViolation(ValueError):
+    """The database refused a row. A ValueError: bad input is the caller's to fix."""
+
+    def __init__(self, kind: ConstraintKind, detail: str) -> None:
+        super().__init__(f"{kind.replace('_', ' ')} constraint violated: {detail}")
+        self.kind = kind
 
 
 class Store(Protocol):

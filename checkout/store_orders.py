@@ -14,7 +14,9 @@ from dataclasses import astuple, fields
 from typing import TYPE_CHECKING, Any
 
 from checkout import ids
+from checkout.batch import Batcher
 from checkout.orders import STOCK_RETURNED, Order, OrderStatus, Sale, allowed
+from checkout.store import ConstraintViolation
 
 if TYPE_CHECKING:
     from checkout.store_sql import Driver, Row
@@ -23,8 +25,10 @@ SALE = "sale"
 ORDER = "ord"
 
 _SALE_COLUMNS = ", ".join(f.name for f in fields(Sale))
-_ORDER_COLUMNS = ", ".join(f.name for f in fields(Order))
-_ORDER_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(fields(Order)) + 1))
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
+_ORDER_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_ORDER_FIELDS) + 1))
+_NEW_ORDER_TAIL = "ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING id"
 _SALE_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(fields(Sale)) + 1))
 
 
@@ -53,6 +57,15 @@ def _sale(row: Row) -> Sale:
     )
 
 
+def _order_values(order: Order) -> tuple[Any, ...]:
+    # Not dataclasses.astuple: it deep-copies every field, and this runs per buy.
+    return tuple(order.status.value if name == "status" else getattr(order, name) for name in _ORDER_FIELDS)
+
+
+def _order_row(order: Order) -> Row:
+    return dict(zip(_ORDER_FIELDS, _order_values(order), strict=True))
+
+
 def _order(row: Row) -> Order:
     floats = {k: float(row[k]) for k in ("created_at", "updated_at", "expires_at")}
     paid_at = None if row["paid_at"] is None else float(row["paid_at"])
@@ -61,6 +74,7 @@ def _order(row: Row) -> Order:
 
 class OrdersSql:
     _db: Driver
+    _new_orders: Batcher[Order, Order]  # made by SqlStore over _insert_orders
 
     # -- sales ---------------------------------------------------------------------
     async def create_sale(
@@ -187,22 +201,11 @@ class OrdersSql:
         """Insert a pending order (taking product stock for a regular order in the same
         transaction: NotEnoughStock otherwise). If the viewer already used this idempotency
         key, nothing is written and the order stored under it is returned."""
-        values: list[Any] = list(astuple(order))
-        values[[f.name for f in fields(Order)].index("status")] = order.status.value
         if not take_product_stock:
-            # A sale's units are held by the stock, not here: one statement, no transaction
-            # (the rush path). The unique key turns a racing duplicate into nothing written.
-            inserted = await self._db.fetchone(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})"
-                " ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING id",
-                *values,
-            )
-            if inserted is not None:
-                return order
-            existing_order = await self.order_by_key(order.viewer_id, order.idempotency_key)
-            if existing_order is None:  # only if it was deleted in between, which nothing does
-                raise AssertionError("an order conflicted on its key but cannot be found")
-            return existing_order
+            # A sale's units are held by the stock, not here: the rush path. Concurrent
+            # buys go in together (group commit), each row on its own, no transaction:
+            # the unique key turns a racing duplicate into nothing written.
+            return await self._new_orders.submit(order)
         async with self._db.transaction(write=True) as conn:
             existing = await conn.fetchone(
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE viewer_id = $1 AND idempotency_key = $2",
@@ -223,9 +226,31 @@ class OrdersSql:
                     row = await conn.fetchone("SELECT stock FROM products WHERE id = $1", order.product_id)
                     raise NotEnoughStock(0 if row is None else int(row["stock"]))
             await conn.execute(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})", *values
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_PLACEHOLDERS})", *_order_values(order)
             )
         return order
+
+    async def _insert_orders(self, orders: list[Order]) -> list[Order | BaseException]:
+        """One INSERT for many rush orders; each answers the order stored under its key.
+        If the database refuses the batch, each row is tried alone, so that only the
+        buyer of the bad row hears of it."""
+        try:
+            returned = await self._db.insert_many(
+                "orders", _ORDER_FIELDS, [_order_row(order) for order in orders], _NEW_ORDER_TAIL
+            )
+        except ConstraintViolation as exc:
+            if len(orders) == 1:
+                return [exc]
+            return [outcome for order in orders for outcome in await self._insert_orders([order])]
+        inserted = {row["id"] for row in returned}
+        outcomes: list[Order | BaseException] = []
+        for order in orders:
+            if order.id in inserted:
+                outcomes.append(order)
+                continue
+            existing = await self.order_by_key(order.viewer_id, order.idempotency_key)
+            outcomes.append(existing or AssertionError("an order conflicted on its key but cannot be found"))
+        return outcomes
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._db.fetchone(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)

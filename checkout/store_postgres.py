@@ -10,15 +10,16 @@ Tests use this to give every test a fresh schema in one database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
-from checkout.store import StoreError
-from checkout.store_sql import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, SqlStore
+from checkout.store import ConstraintKind, ConstraintViolation, StoreError
+from checkout.store_sql import Conn, Dialect, Row, SqlStore
 
 # Every livecart process agrees on this key, so only one migrates at a time;
 # other users of advisory locks in the same database would need to avoid it.
@@ -174,6 +175,18 @@ class PostgresDriver:
         # errors: statements inside were translated by _Statements already.
         except _DRIVER_ERRORS as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], tail: str
+    ) -> list[Row]:
+        # One statement whatever the count (one prepared plan), the rows as one JSON
+        # array that PostgreSQL turns into the table's own row type, column by name.
+        names = ", ".join(columns)
+        return await self.fetchall(
+            f"INSERT INTO {table} ({names}) SELECT {names}"
+            f" FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) {tail}",
+            orjson.dumps(rows).decode(),
+        )
 
 
 class PostgresStore(SqlStore):

@@ -18,13 +18,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import astuple, dataclass, fields
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from checkout import ids, migrations
+from checkout.batch import Batcher
 from checkout.store import (
     PRODUCT_MUTABLE_FIELDS,
     STREAM_TRANSITIONS,
     Account,
+    ConstraintViolation,
     InvalidTransition,
     Product,
     Role,
@@ -36,7 +38,6 @@ from checkout.store import (
 from checkout.store_orders import OrdersSql
 
 Row = dict[str, Any]
-ConstraintKind = Literal["foreign_key", "unique", "check", "not_null", "other"]
 
 # Both databases accept far more bound parameters than this; chunking keeps
 # one `IN (...)` list well inside SQLite's limit whatever a caller passes.
@@ -53,14 +54,6 @@ _STAMPS = {StreamState.LIVE: "started_at", StreamState.ENDED: "ended_at"}
 _PRODUCT_TEXT = frozenset({"title", "currency"})
 _PRODUCT_OPTIONAL_TEXT = frozenset({"image_url", "description"})
 _PRODUCT_COUNTS = frozenset({"price", "stock"})
-
-
-class ConstraintViolation(ValueError):
-    """The database refused a row. A ValueError: bad input is the caller's to fix."""
-
-    def __init__(self, kind: ConstraintKind, detail: str) -> None:
-        super().__init__(f"{kind.replace('_', ' ')} constraint violated: {detail}")
-        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +88,13 @@ class Driver(Conn, Protocol):
     async def ping(self) -> None: ...
 
     def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Conn]: ...
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], tail: str
+    ) -> list[Row]:
+        """INSERT the rows (dicts by column) as one unit of work, `tail` (ON CONFLICT …,
+        RETURNING …) applying to each; answers what RETURNING returned, in no set order."""
+        ...
 
 
 def _placeholders(first: int, count: int) -> str:
@@ -152,9 +152,17 @@ def _stream(row: Row, product_ids: Sequence[str]) -> Stream:
 class SqlStore(OrdersSql):
     """The Store protocol on any Driver. Every public method is one transaction."""
 
+    # Rush orders per INSERT at most, and INSERTs running at once (the rest wait and
+    # form the next batch: the group commit).
+    ORDER_BATCH = 500
+    ORDER_FLUSHES = 2
+
     def __init__(self, url: str, driver: Driver) -> None:
         self.url = url
         self._db = driver
+        self._new_orders = Batcher(
+            self._insert_orders, max_batch=self.ORDER_BATCH, max_in_flight=self.ORDER_FLUSHES
+        )
 
     # -- lifecycle ----------------------------------------------------------------
     async def connect(self) -> None:
@@ -174,6 +182,7 @@ class SqlStore(OrdersSql):
         return await migrations.apply(self._db, target)
 
     async def close(self) -> None:
+        await self._new_orders.drain()  # the orders already accepted are written first
         await self._db.close()
 
     async def ping(self) -> None:

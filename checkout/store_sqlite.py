@@ -15,15 +15,15 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from checkout.store import StoreError
-from checkout.store_sql import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, SqlStore
+from checkout.store import ConstraintKind, ConstraintViolation, StoreError
+from checkout.store_sql import Conn, Dialect, Row, SqlStore
 
 _DIALECT = Dialect(name="sqlite", row_lock="", migration_lock="")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -47,6 +47,10 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise ValueError("the SQLite URL names no file")
     return path
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(f"${n}" for n in range(1, count + 1))
 
 
 def _numbered(sql: str) -> str:
@@ -161,6 +165,18 @@ class SqliteDriver:
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
         async with self._lock:
             return await self._statements().fetchall(sql, *args)
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], tail: str
+    ) -> list[Row]:
+        # Row by row in one transaction: one commit for all, and values bound as they
+        # are (SQLite's JSON functions do not read every float back exactly).
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_placeholders(len(columns))}) {tail}"
+        returned: list[Row] = []
+        async with self.transaction(write=True) as conn:
+            for row in rows:
+                returned += await conn.fetchall(sql, *(row[column] for column in columns))
+        return returned
 
     @asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[Conn]:

@@ -23,7 +23,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from checkout.ids import new_id
 from checkout.migrations import HEAD, MIGRATIONS
+from checkout.orders import Order, OrderStatus
 from checkout.store import (
     STREAM_TRANSITIONS,
     Account,
@@ -679,3 +681,60 @@ async def test_postgres_tables_live_in_the_search_path_schema() -> None:
 async def test_unreachable_postgres_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot connect"):
         await open_store("postgresql://postgres@127.0.0.1:1/test")
+
+
+# -- rush orders ------------------------------------------------------------------
+
+
+def _rush_order(stream: Stream, viewer_id: str, key: str, sale_id: str) -> Order:
+    now = time.time()
+    return Order(
+        id=new_id("ord"),
+        viewer_id=viewer_id,
+        stream_id=stream.id,
+        product_id=stream.product_ids[0],
+        sale_id=sale_id,
+        quantity=1,
+        unit_price=990,
+        amount=990,
+        currency="USD",
+        status=OrderStatus.PENDING_PAYMENT,
+        idempotency_key=key,
+        request_hash="h-" + key,
+        provider="demo",
+        intent_id="pi_" + key,
+        client_secret="secret_" + key,
+        created_at=now + 0.123456789,
+        updated_at=now,
+        expires_at=now + 600.000001,
+        paid_at=None,
+    )
+
+
+async def test_concurrent_rush_orders_are_written_together_each_with_its_own_answer(store: SqlStore) -> None:
+    stream = await make_stream(store, n_products=1)
+    sale = await store.create_sale(
+        stream_id=stream.id,
+        product_id=stream.product_ids[0],
+        price=990,
+        currency="USD",
+        quantity=10,
+        per_viewer_limit=5,
+        duration_s=60,
+    )
+    viewers = [await store.create_account(Role.VIEWER, f"v{i}", secrets.token_hex(16)) for i in range(40)]
+    orders = [_rush_order(stream, v.id, f"k{i}", sale.id) for i, v in enumerate(viewers)]
+    twin = _rush_order(stream, viewers[0].id, "k0", sale.id)  # the same tap sent twice at once
+    stranger = _rush_order(stream, "acc_nobody", "k-stranger", sale.id)  # refused by the database
+
+    answers = await asyncio.gather(
+        *(store.create_order(o, take_product_stock=False) for o in [*orders, twin, stranger]),
+        return_exceptions=True,
+    )
+
+    assert answers[:40] == orders  # each its own order, every field as given
+    assert answers[40] == orders[0]  # the twin gets the order stored under its key
+    assert isinstance(answers[41], ValueError)  # only the bad row's caller hears of it
+    for order in orders:
+        assert await store.get_order(order.id) == order  # read back exactly (floats too)
+    assert await store.get_order(twin.id) is None and await store.get_order(stranger.id) is None
