@@ -5,18 +5,22 @@ quantity, remaining, held, sold, limit, ends_at), units taken per viewer (`taken
 the holds (`holds`: hold id → "viewer|qty|state|expires_at") and their expiries
 (`exp` sorted set). Times come from Redis' own clock, so nodes with skewed clocks
 agree on when a sale ends and a hold expires. A set of sales with live holds
-(`lc:stock:active`) lets the sweeper find what may expire.
+(`lc:stock:active`) lets the sweeper find what may expire. Reservations of one sale that
+arrive together go in one script call (checkout/batch.py): a rush is one sale's taps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from checkout.batch import Batcher
 from checkout.stock import Counts, Hold, HoldState, LimitReached, SaleEnded, SoldOut, UnknownSale
 from server.errors import Unavailable
 
@@ -60,28 +64,36 @@ for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 return 1
 """
 
-# KEYS: sale, taken, holds, exp. ARGV: hold id, viewer, quantity, ttl.
+# KEYS: sale, taken, holds, exp. ARGV: ttl, then hold id, viewer, quantity for each
+# reservation (concurrent buys of one sale go in one call). One answer per reservation.
 _RESERVE = (
     _NOW
     + """
-local existing = redis.call('HGET', KEYS[3], ARGV[1])
-if existing then return {'hold', existing} end
-local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'ends_at')
-if not sale[1] then return {'error', 'unknown'} end
+local function reserve(t, id, viewer, qty, ttl)
+  local existing = redis.call('HGET', KEYS[3], id)
+  if existing then return {'hold', existing} end
+  local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'ends_at')
+  if not sale[1] then return {'error', 'unknown'} end
+  if t >= tonumber(sale[3]) then return {'error', 'ended'} end
+  local taken = tonumber(redis.call('HGET', KEYS[2], viewer) or '0')
+  if taken + qty > tonumber(sale[2]) then return {'error', 'limit', sale[2]} end
+  if tonumber(sale[1]) < qty then return {'error', 'sold_out', sale[1]} end
+  redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
+  redis.call('HINCRBY', KEYS[1], 'held', qty)
+  redis.call('HINCRBY', KEYS[2], viewer, qty)
+  local expires = t + ttl
+  local hold = viewer .. '|' .. qty .. '|held|' .. string.format('%.6f', expires)
+  redis.call('HSET', KEYS[3], id, hold)
+  redis.call('ZADD', KEYS[4], expires, id)
+  return {'hold', hold}
+end
 local t = now()
-if t >= tonumber(sale[3]) then return {'error', 'ended'} end
-local qty = tonumber(ARGV[3])
-local taken = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-if taken + qty > tonumber(sale[2]) then return {'error', 'limit', sale[2]} end
-if tonumber(sale[1]) < qty then return {'error', 'sold_out', sale[1]} end
-redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
-redis.call('HINCRBY', KEYS[1], 'held', qty)
-redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
-local expires = t + tonumber(ARGV[4])
-local hold = ARGV[2] .. '|' .. qty .. '|held|' .. string.format('%.6f', expires)
-redis.call('HSET', KEYS[3], ARGV[1], hold)
-redis.call('ZADD', KEYS[4], expires, ARGV[1])
-return {'hold', hold}
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 3 do
+  table.insert(out, reserve(t, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ttl))
+end
+return out
 """
 )
 
@@ -136,13 +148,25 @@ def _hold(sale_id: str, hold_id: str, raw: bytes | str) -> Hold:
     return Hold(hold_id, sale_id, viewer, int(qty), HoldState(state), float(expires))
 
 
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    sale_id: str
+    hold_id: str
+    viewer_id: str
+    quantity: int
+    ttl: float
+
+
 class RedisStock:
+    RESERVE_BATCH = 256  # reservations per script call at most: Redis runs a script alone
+
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._open = client.register_script(_OPEN)
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._expire = client.register_script(_EXPIRE)
+        self._reserves = Batcher(self._reserve_many, max_batch=self.RESERVE_BATCH, max_in_flight=2)
 
     async def _call(self, pending: Awaitable[T]) -> T:
         try:
@@ -166,9 +190,7 @@ class RedisStock:
         await self._call(self._redis.eval(script, 1, key, repr(at)))
 
     async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
-        answer: list[Any] = await self._call(
-            self._reserve(keys=_keys(sale_id), args=[hold_id, viewer_id, quantity, repr(ttl)])
-        )
+        answer = await self._reserves.submit(_Reservation(sale_id, hold_id, viewer_id, quantity, ttl))
         kind = _text(answer[0])
         if kind == "hold":
             return _hold(sale_id, hold_id, answer[1])
@@ -181,6 +203,26 @@ class RedisStock:
             raise LimitReached(f"at most {_text(answer[2])} per viewer in this sale")
         left = int(_text(answer[2]))
         raise SoldOut("sold out" if left == 0 else f"only {left} left")
+
+    async def _reserve_many(self, batch: list[_Reservation]) -> list[list[Any]]:
+        """Concurrent reservations, one script call per sale (its keys share a slot),
+        in the order they came: the first tap gets the first unit."""
+        groups: dict[tuple[str, float], list[int]] = {}
+        for index, item in enumerate(batch):
+            groups.setdefault((item.sale_id, item.ttl), []).append(index)
+        answers: list[list[Any]] = [[] for _ in batch]
+
+        async def one_sale(sale_id: str, ttl: float, indexes: list[int]) -> None:
+            args: list[int | str] = [repr(ttl)]
+            for index in indexes:
+                item = batch[index]
+                args += [item.hold_id, item.viewer_id, item.quantity]
+            replies = await self._call(self._reserve(keys=_keys(sale_id), args=args))
+            for index, reply in zip(indexes, replies, strict=True):
+                answers[index] = reply
+
+        await asyncio.gather(*(one_sale(sale, ttl, indexes) for (sale, ttl), indexes in groups.items()))
+        return answers
 
     async def _settle_hold(self, sale_id: str, hold_id: str, to: HoldState) -> Hold | None:
         raw = await self._call(self._settle(keys=_keys(sale_id), args=[hold_id, str(to)]))

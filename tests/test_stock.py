@@ -220,3 +220,29 @@ TestRedisStockProperties = RedisStockMachine.TestCase
 TestRedisStockProperties.settings = settings(
     max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+async def test_reservations_arriving_together_each_get_their_own_answer(stock: Stock) -> None:
+    small, big = await _sale(stock, quantity=3, limit=2), await _sale(stock, quantity=100, limit=1)
+    taps = [
+        (small, "a1", "ann", 2),
+        (big, "b1", "ann", 1),
+        (small, "a1", "ann", 2),  # the same tap twice at once: one hold
+        (small, "a2", "ann", 1),  # over ann's limit of 2 in the small sale
+        (small, "a3", "bob", 2),  # 1 left: not enough
+        (small, "a4", "cy", 1),
+        (small, "a5", "dee", 1),  # none left
+        ("sale_nope", "x1", "ann", 1),
+        (big, "b2", "bob", 1),
+    ]
+
+    results = await asyncio.gather(
+        *(stock.reserve(sale, hold, viewer, qty, ttl=60) for sale, hold, viewer, qty in taps),
+        return_exceptions=True,
+    )
+
+    kinds = [type(r).__name__ if isinstance(r, Exception) else r.hold_id for r in results]
+    assert kinds == ["a1", "b1", "a1", "LimitReached", "SoldOut", "a4", "SoldOut", "UnknownSale", "b2"]
+    assert str(results[4]) == "only 1 left" and str(results[6]) == "sold out"
+    assert await stock.counts(small) == Counts(quantity=3, remaining=0, held=3, sold=0)
+    assert await stock.counts(big) == Counts(quantity=100, remaining=98, held=2, sold=0)
