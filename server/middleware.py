@@ -89,17 +89,18 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = route_label(request)
         if route != "/metrics":
             request.app[keys.METRICS].observe(request.method, route, status, elapsed)
-        log(
-            access_log,
-            logging.INFO,
-            "request",
-            method=request.method,
-            route=route,
-            path=request.path,
-            status=status,
-            ms=round(elapsed * 1000, 2),
-            remote=request.remote,
-        )
+        if access_log.isEnabledFor(logging.INFO):  # spare building the fields when it is off
+            log(
+                access_log,
+                logging.INFO,
+                "request",
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+                remote=request.remote,
+            )
 
 
 def _route_methods(request: web.Request) -> set[str]:

@@ -131,6 +131,16 @@ async def test_metrics_count_requests_by_route(api: Api) -> None:
     assert "process_cpu_seconds_total" in text
 
 
+async def test_metrics_count_methods_the_api_never_uses_as_other(api: Api) -> None:
+    for method in ("PROPFIND", "MKCOL", "LOCK", "PROPFIND", "SEARCH"):  # WebDAV: HTTP parses them
+        response = await api.client.request(method, "/api/products/prd_x")
+        assert response.status == 405
+    text = await (await api.client.get("/metrics")).text()
+    assert "PROPFIND" not in text and "MKCOL" not in text
+    counted = [line for line in text.splitlines() if line.startswith("livecart_http_requests_total{")]
+    assert counted == ['livecart_http_requests_total{method="other",route="unmatched",status="405"} 5.0']
+
+
 async def test_index_page_is_served(api: Api) -> None:
     response = await api.client.get("/")
     assert response.status == 200
