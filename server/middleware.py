@@ -14,8 +14,9 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from checkout.store import StoreError
 from server import keys
-from server.errors import LivecartError, RateLimited
+from server.errors import LivecartError, RateLimited, Unavailable
 from server.logs import log
 from server.routing import json_response
 
@@ -180,6 +181,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_response(
             {"error": {"code": code, "message": message}}, status=exc.status, headers=headers
         )
+    except StoreError as exc:  # the database is down or unwell: a dependency, not a bug
+        log(
+            error_log,
+            logging.ERROR,
+            "database error",
+            method=request.method,
+            path=request.path,
+            error=str(exc),
+        )
+        down = Unavailable("the database does not answer; try again", code="database_unavailable")
+        return json_response(down.body(), status=down.status)
     except Exception:
         error_log.exception(
             "unhandled error", extra={"fields": {"method": request.method, "path": request.path}}

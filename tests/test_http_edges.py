@@ -104,6 +104,12 @@ async def test_readiness_names_the_database_when_it_stops_answering(api: Api) ->
     assert body["checks"]["database"] != "ok"
     status, _ = await api.call("GET", "/healthz")
     assert status == 200  # the process itself is still up
+    status, body = await api.call("GET", "/api/streams")  # a dependency down: 503, not a 500
+    assert status == 503
+    assert body["error"] == {
+        "code": "database_unavailable",
+        "message": "the database does not answer; try again",
+    }
 
 
 async def test_metrics_count_requests_by_route(api: Api) -> None:
