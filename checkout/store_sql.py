@@ -13,6 +13,8 @@ and `StoreError` (the database is unwell).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -156,6 +158,7 @@ class SqlStore(OrdersSql):
     # form the next batch: the group commit).
     ORDER_BATCH = 500
     ORDER_FLUSHES = 2
+    CLOSE_DRAIN_S = 10.0
 
     def __init__(self, url: str, driver: Driver) -> None:
         self.url = url
@@ -182,7 +185,10 @@ class SqlStore(OrdersSql):
         return await migrations.apply(self._db, target)
 
     async def close(self) -> None:
-        await self._new_orders.drain()  # the orders already accepted are written first
+        # The orders already accepted are written first, within a bound: a database that
+        # stopped answering must not hold the shutdown (their buyers hear of it anyway).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._new_orders.drain(), self.CLOSE_DRAIN_S)
         await self._db.close()
 
     async def ping(self) -> None:
