@@ -324,3 +324,18 @@ async def test_a_retried_tap_gets_its_order_even_after_the_sale_sold_out_or_ende
     assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
     assert (counts.held, counts.remaining) == (1, 0)  # the retries held nothing more
+
+
+async def test_a_database_that_stops_answering_mid_buy_takes_no_units(shop: Api) -> None:
+    host, stream, product = await _show(shop)
+    sale = await _sale(shop, host, stream, product, quantity=5, per_viewer_limit=5)
+    viewer = await shop.account("viewers")
+    status, _ = await _buy(shop, viewer, stream, product, sale_id=sale["id"])
+    assert status == 201  # the stream and sale are now remembered: the next buy reserves first
+
+    await shop.client.app[keys.STORE].close()
+    taps = await asyncio.gather(*(_buy(shop, viewer, stream, product, sale_id=sale["id"]) for _ in range(3)))
+
+    assert [(status, body["error"]["code"]) for status, body in taps] == [(503, "database_unavailable")] * 3
+    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    assert (counts.remaining, counts.held) == (4, 1)  # the refused taps' holds went back
