@@ -177,9 +177,11 @@ class RedisBroker:
         self._channels[channel] = room
         # Events up to the seq read *after* subscribing reach joiners through history.
         self._rooms[room] = -1
+        subscribed = False
         if self._pubsub is not None and self.connected:
             try:
                 await self._pubsub.ssubscribe(channel)
+                subscribed = True
             except (RedisError, OSError):
                 pass  # the listener resubscribes every room when it reconnects
         self._wake.set()
@@ -187,6 +189,10 @@ class RedisBroker:
             self._rooms[room] = max(self._rooms.get(room, -1), await self.last_seq(room))
         except BrokerUnavailable:
             pass  # -1: the first event that arrives sets the mark
+        if subscribed and room in self._rooms and room not in self._filling:
+            # The SSUBSCRIBE and the seq read went on different connections: an event
+            # published between the two is read back rather than trusted to ordering.
+            self._start_fill(room)
 
     async def unsubscribe(self, room: str) -> None:
         if self._rooms.pop(room, None) is None:
@@ -216,8 +222,11 @@ class RedisBroker:
                 self.connected = True
                 if not first:
                     log(logger, logging.INFO, "redis pub/sub reconnected", rooms=len(self._rooms))
-                    for room in list(self._rooms):
-                        self._start_fill(room)
+                # What was published before the subscription took effect (a reconnect, or a
+                # room whose joiners were told its seq while this SSUBSCRIBE was on its way)
+                # comes back from history; the fill holds live events until it is done.
+                for room in list(self._rooms):
+                    self._start_fill(room)
                 first = False
                 backoff = 0.1
                 await self._read_messages()

@@ -131,6 +131,40 @@ async def test_redis_nodes_share_rooms() -> None:
         await b.close()
 
 
+async def test_redis_events_published_while_a_node_first_subscribes_are_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A loaded node: its listener's first SSUBSCRIBE lands after the joiner was told the
+    # room's seq and someone on another node already spoke.
+    a, b = RedisBroker(REDIS_URL), RedisBroker(REDIS_URL)
+    real_pubsub = b._redis.pubsub
+
+    def slow_pubsub(**kwargs: object) -> object:
+        pubsub = real_pubsub(**kwargs)  # type: ignore[arg-type]
+        subscribe = pubsub.ssubscribe
+
+        async def late(*args: object, **kw: object) -> object:
+            await asyncio.sleep(0.3)
+            return await subscribe(*args, **kw)
+
+        pubsub.ssubscribe = late  # type: ignore[method-assign]
+        return pubsub
+
+    monkeypatch.setattr(b._redis, "pubsub", slow_pubsub)
+    try:
+        seen = Recorder()
+        await b.start(seen)
+        name = room()
+        await b.subscribe(name)
+        await a.publish(name, "chat", {"n": 1})
+        await a.publish(name, "chat", {"n": 2})
+        events = await seen.wait_for(2)
+        assert [(e.seq, e.data) for e in events] == [(1, {"n": 1}), (2, {"n": 2})]
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_redis_listener_fills_what_it_missed_while_cut_off(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
     publisher, listener = RedisBroker(server.url), RedisBroker(server.url, max_backoff_s=0.2)
