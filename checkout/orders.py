@@ -82,3 +82,34 @@ class Order:
     updated_at: float
     expires_at: float
     paid_at: float | None
+
+
+# -- what paid orders add up to (brand monitoring reads these) -------------------------
+@dataclass(frozen=True, slots=True)
+class ProductSales:
+    product_id: str
+    currency: str
+    orders: int
+    units: int
+    gmv: int  # in the currency's minor unit, as prices are
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteSales:
+    t: float  # the minute's start, Unix seconds
+    currency: str
+    orders: int
+    gmv: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSales:
+    """Paid orders of one stream, added up; a refund takes its order back out. Derived from
+    the orders themselves on every read, so every node and every retry agree."""
+
+    stream_id: str
+    orders: int
+    units: int
+    buyers: int  # distinct viewers with a paid order
+    products: tuple[ProductSales, ...]
+    timeline: tuple[MinuteSales, ...]  # per minute of payment, oldest first

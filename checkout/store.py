@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from checkout.orders import Order, OrderStatus, Sale
+    from checkout.orders import Order, OrderStatus, Sale, StreamSales
     from checkout.store_sql import SqlStore
 
 
@@ -201,6 +201,10 @@ class Store(Protocol):
     async def pending_orders(self, *, expired_by: float | None = None, limit: int = 500) -> list[Order]: ...
 
     async def record_webhook_event(self, event_id: str, event_type: str) -> bool: ...
+
+    async def stream_sales(self, stream_id: str, product_ids: Sequence[str] | None = None) -> StreamSales:
+        """Paid orders of the stream added up (only the given products' when given)."""
+        ...
 
 
 class InvalidTransition(Exception):

@@ -10,12 +10,22 @@ when it fails, expires or is canceled.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import TYPE_CHECKING, Any
 
 from checkout import ids
 from checkout.batch import Batcher
-from checkout.orders import STOCK_RETURNED, Order, OrderStatus, Sale, allowed
+from checkout.orders import (
+    STOCK_RETURNED,
+    MinuteSales,
+    Order,
+    OrderStatus,
+    ProductSales,
+    Sale,
+    StreamSales,
+    allowed,
+)
 from checkout.store import ConstraintViolation
 
 if TYPE_CHECKING:
@@ -332,6 +342,46 @@ class OrdersSql:
                 limit,
             )
         return [_order(row) for row in rows]
+
+    async def stream_sales(self, stream_id: str, product_ids: Sequence[str] | None = None) -> StreamSales:
+        """What the stream's paid orders add up to, for all its products or only those given
+        (a brand sees its own). One read transaction, so the parts agree with each other."""
+        scope = "stream_id = $1 AND status = 'paid'"
+        args: list[Any] = [stream_id]
+        if product_ids is not None:
+            if not product_ids:
+                return StreamSales(stream_id, 0, 0, 0, (), ())
+            scope += f" AND product_id IN ({', '.join(f'${n + 2}' for n in range(len(product_ids)))})"
+            args += list(product_ids)
+        minute = self._db.dialect.floor.format("paid_at / 60") + " * 60"
+        async with self._db.transaction(write=False) as conn:
+            products = await conn.fetchall(
+                "SELECT product_id, currency, COUNT(*) AS orders, SUM(quantity) AS units, SUM(amount) AS gmv"
+                f" FROM orders WHERE {scope} GROUP BY product_id, currency ORDER BY product_id, currency",
+                *args,
+            )
+            buyers = await conn.fetchone(
+                f"SELECT COUNT(DISTINCT viewer_id) AS buyers FROM orders WHERE {scope}", *args
+            )
+            minutes = await conn.fetchall(
+                f"SELECT {minute} AS t, currency, COUNT(*) AS orders, SUM(amount) AS gmv"
+                f" FROM orders WHERE {scope} GROUP BY 1, currency ORDER BY 1, currency",
+                *args,
+            )
+        by_product = tuple(
+            ProductSales(r["product_id"], r["currency"], int(r["orders"]), int(r["units"]), int(r["gmv"]))
+            for r in products
+        )
+        return StreamSales(
+            stream_id=stream_id,
+            orders=sum(p.orders for p in by_product),
+            units=sum(p.units for p in by_product),
+            buyers=int(buyers["buyers"]) if buyers else 0,
+            products=by_product,
+            timeline=tuple(
+                MinuteSales(float(r["t"]), r["currency"], int(r["orders"]), int(r["gmv"])) for r in minutes
+            ),
+        )
 
     async def record_webhook_event(self, event_id: str, event_type: str) -> bool:
         """True the first time an event id is seen; False for a redelivery."""

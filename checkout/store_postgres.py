@@ -29,6 +29,7 @@ _DIALECT = Dialect(
     name="postgresql",
     row_lock=" FOR UPDATE",
     migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
+    floor="FLOOR({})",
 )
 
 # Most specific first: the lookup takes the first class the error is an instance of.

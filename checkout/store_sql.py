@@ -65,6 +65,8 @@ class Dialect:
     row_lock: str
     # Run first in every migration transaction; empty when BEGIN already locks.
     migration_lock: str
+    # The integer part of a non-negative number: `floor.format(expression)`.
+    floor: str
 
 
 class Conn(Protocol):

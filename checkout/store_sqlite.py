@@ -25,7 +25,9 @@ import aiosqlite
 from checkout.store import ConstraintKind, ConstraintViolation, StoreError
 from checkout.store_sql import Conn, Dialect, Row, SqlStore
 
-_DIALECT = Dialect(name="sqlite", row_lock="", migration_lock="")
+# CAST truncates, which is the floor for the non-negative numbers it is given (SQLite's
+# FLOOR() exists only when built with its math functions).
+_DIALECT = Dialect(name="sqlite", row_lock="", migration_lock="", floor="CAST({} AS INTEGER)")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _MEMORY = ":memory:"
 

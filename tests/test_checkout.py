@@ -104,12 +104,18 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     assert again["status"] == "paid"
     _, fetched = await shop.call("GET", f"/api/orders/{order['id']}", mia["token"], expect=200)
     assert fetched["status"] == "paid"
+    store = shop.client.app[keys.STORE]
+    figures = await store.stream_sales(stream["id"])  # what brand monitoring reads
+    assert (figures.orders, figures.units, figures.buyers) == (1, 2, 1)
+    assert [(p.product_id, p.gmv) for p in figures.products] == [(product["id"], 1980)]
+    assert [(m.orders, m.gmv) for m in figures.timeline] == [(1, 1980)]
     # a refund: admin only, paid orders only, once
     status, _ = await shop.call("POST", f"/api/orders/{order['id']}/refund", mia["token"])
     assert status == 403
     _, refunded = await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
     assert refunded["status"] == "refunded"
     await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
+    assert (await store.stream_sales(stream["id"])).orders == 0  # the refund took it back out
     status, error = await shop.call("POST", f"/api/orders/{order['id']}/cancel", mia["token"])
     assert status == 409 and error["error"]["code"] == "order_paid"
     counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import sqlite3
@@ -25,7 +26,7 @@ import pytest
 
 from checkout.ids import new_id
 from checkout.migrations import HEAD, MIGRATIONS
-from checkout.orders import Order, OrderStatus
+from checkout.orders import MinuteSales, Order, OrderStatus, ProductSales, StreamSales
 from checkout.store import (
     STREAM_TRANSITIONS,
     Account,
@@ -738,3 +739,50 @@ async def test_concurrent_rush_orders_are_written_together_each_with_its_own_ans
     for order in orders:
         assert await store.get_order(order.id) == order  # read back exactly (floats too)
     assert await store.get_order(twin.id) is None and await store.get_order(stranger.id) is None
+
+
+async def test_stream_sales_add_up_paid_orders_only(store: SqlStore) -> None:
+    stream = await make_stream(store, n_products=2)
+    other = await make_stream(store, n_products=1)
+    ann, bo, cy = [await store.create_account(Role.VIEWER, n, secrets.token_hex(16)) for n in ("a", "b", "c")]
+    p0, p1 = stream.product_ids
+    minute = 1_800_000_000.0  # a minute's start
+
+    async def order(
+        s: Stream,
+        product: str,
+        who: Account,
+        qty: int,
+        price: int,
+        status: OrderStatus,
+        paid: float | None = None,
+    ) -> None:
+        base = _rush_order(s, who.id, secrets.token_hex(4), sale_id="")
+        changes = {"product_id": product, "sale_id": None, "quantity": qty, "unit_price": price}
+        made = dataclasses.replace(base, **changes, amount=qty * price, status=status, paid_at=paid)
+        await store.create_order(made, take_product_stock=False)
+
+    await order(stream, p0, ann, 2, 990, OrderStatus.PAID, minute + 5)
+    await order(stream, p0, bo, 1, 990, OrderStatus.PAID, minute + 70)
+    await order(stream, p1, ann, 1, 500, OrderStatus.PAID, minute + 10)
+    await order(stream, p1, cy, 3, 500, OrderStatus.REFUNDED, minute + 20)  # taken back out
+    await order(stream, p0, cy, 1, 990, OrderStatus.PENDING_PAYMENT)  # not paid (yet)
+    await order(stream, p0, cy, 1, 990, OrderStatus.EXPIRED)
+    await order(other, other.product_ids[0], cy, 5, 100, OrderStatus.PAID, minute)  # another show
+
+    sales = await store.stream_sales(stream.id)
+
+    assert (sales.orders, sales.units, sales.buyers) == (3, 4, 2)
+    assert sales.products == tuple(
+        sorted(
+            [ProductSales(p0, "USD", 2, 3, 2970), ProductSales(p1, "USD", 1, 1, 500)],
+            key=lambda p: p.product_id,
+        )
+    )
+    assert sales.timeline == (MinuteSales(minute, "USD", 2, 2480), MinuteSales(minute + 60, "USD", 1, 990))
+    # a brand sees only its own products
+    mine = await store.stream_sales(stream.id, [p1])
+    assert (mine.orders, mine.units, mine.buyers) == (1, 1, 1)
+    assert mine.products == (ProductSales(p1, "USD", 1, 1, 500),)
+    assert mine.timeline == (MinuteSales(minute, "USD", 1, 500),)
+    assert await store.stream_sales(stream.id, []) == StreamSales(stream.id, 0, 0, 0, (), ())
