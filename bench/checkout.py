@@ -23,8 +23,6 @@ import os
 import resource
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,29 +35,12 @@ import asyncpg
 import orjson
 import redis.asyncio as redis
 from http_load import LoadResult, build_request, run_load  # bench/, this script's directory
+from procs import cpu_seconds, free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-" + secrets.token_hex(8)
 PG = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = "redis://127.0.0.1:6379/14"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError):
-            pass
-    return total
 
 
 def children(pid: int) -> list[int]:
@@ -216,14 +197,14 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                 "sale_id": sale["id"],
             }
             pids = children(server.pid)
-            cpu0, gen0, t0 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+            cpu0, gen0, t0 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
             if args.client == "raw":
                 load = await buy_raw(port, viewers, body_base, args)
             else:
                 load = await buy_aiohttp(http, base, viewers, body_base, args)
             created = load.statuses.get(201, 0)
             elapsed = time.monotonic() - t0
-            cpu1, gen1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
+            cpu1, gen1 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF)
             _, shown = await call(http, "GET", f"{base}/api/streams/{stream['id']}")
             remaining = shown["sale"]["remaining"] if shown["sale"] else 0
             # held == orders (a request lost in flight may have been served: it shows here)
@@ -249,12 +230,7 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
             **({"errors": load.errors} if load.errors else {}),
         }
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, 30)
         shutil.rmtree(workdir, ignore_errors=True)
         await flush.flushdb()
         await flush.aclose()

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import orjson
 from http_load import build_request, run_load  # bench/, this script's directory
+from procs import cpu_seconds, free_port, stop
 
 SERVER = """
 import sys, orjson, uvloop
@@ -39,17 +37,6 @@ app.router.add_post("/api/orders", buy)
 uvloop.install()
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
@@ -95,12 +82,7 @@ async def main() -> None:
             )
         )
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, 10)
 
 
 if __name__ == "__main__":

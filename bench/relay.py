@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,17 +24,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from procs import free_port  # bench/, this script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PEERS = str(ROOT / "bench" / "relay_peers.py")
 TICKS = os.sysconf("SC_CLK_TCK")
 PER_PROCESS = 25
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
