@@ -6,6 +6,7 @@ Every wait is bounded; a process a test forgets is killed by the fixture that ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,36 @@ def start_node(workdir: Path, **env: str) -> ServerProcess:
     port = free_port()
     node_env = clean_env(LIVECART_PUBLIC_URL=f"http://127.0.0.1:{port}", **env)
     return ServerProcess(["serve", "--port", str(port)], node_env, port).start(workdir)
+
+
+@contextlib.contextmanager
+def shop_cluster(
+    workdir: Path, database_url: str, admin_token: str, *, reservation_ttl_s: float, **env: str
+) -> Iterator[list[ServerProcess]]:
+    """Two `livecart serve` nodes sharing one database and a Redis server of their own (the
+    rush and crash suites); both nodes killed and Redis stopped on the way out."""
+    from tests.redis_server import RedisServer
+
+    redis = RedisServer(workdir).start()
+    nodes: list[ServerProcess] = []
+    try:
+        for _ in range(2):
+            nodes.append(
+                start_node(
+                    workdir,
+                    LIVECART_DATABASE_URL=database_url,
+                    LIVECART_REDIS_URL=redis.url,
+                    LIVECART_ADMIN_TOKEN=admin_token,
+                    LIVECART_RESERVATION_TTL_S=f"{reservation_ttl_s:g}",
+                    LIVECART_LOG_LEVEL="warning",
+                    **env,
+                )
+            )
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()
+        redis.stop()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

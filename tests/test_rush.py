@@ -18,8 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.procs import Progress, ServerProcess, kill_mid_way, start_node
-from tests.redis_server import RedisServer
+from tests.procs import Progress, ServerProcess, kill_mid_way, shop_cluster
 
 BUYERS = 2000
 UNITS = 100
@@ -27,25 +26,8 @@ UNITS = 100
 
 @pytest.fixture
 def cluster(tmp_path: Path, pg_schema_url: str) -> Iterator[list[ServerProcess]]:
-    redis = RedisServer(tmp_path).start()
-    nodes: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            nodes.append(
-                start_node(
-                    tmp_path,
-                    LIVECART_DATABASE_URL=pg_schema_url,
-                    LIVECART_REDIS_URL=redis.url,
-                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                    LIVECART_RESERVATION_TTL_S="4",
-                    LIVECART_LOG_LEVEL="warning",
-                )
-            )
+    with shop_cluster(tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=4) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.kill()
-        redis.stop()
 
 
 async def _json(

@@ -353,28 +353,16 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
 ) -> None:
     """Two processes, Stripe, SIGKILL in the middle of a rush: every PaymentIntent that
     succeeded has a paid order, no unit is sold twice, and the unpaid ones come back."""
-    from tests.procs import Progress, ServerProcess, kill_mid_way, start_node
-    from tests.redis_server import RedisServer
+    from tests.procs import Progress, kill_mid_way, shop_cluster
 
     units, buyers = 40, 240
-    redis_server = RedisServer(tmp_path).start()
-    nodes: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            nodes.append(
-                start_node(
-                    tmp_path,
-                    LIVECART_DATABASE_URL=pg_schema_url,
-                    LIVECART_REDIS_URL=redis_server.url,
-                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                    LIVECART_RESERVATION_TTL_S="6",
-                    LIVECART_STRIPE_SECRET_KEY=SECRET_KEY,
-                    LIVECART_STRIPE_PUBLISHABLE_KEY="pk_test_livecart",
-                    LIVECART_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                    LIVECART_STRIPE_API_BASE=stripe_api,
-                    LIVECART_LOG_LEVEL="warning",
-                )
-            )
+    stripe_env = {
+        "LIVECART_STRIPE_SECRET_KEY": SECRET_KEY,
+        "LIVECART_STRIPE_PUBLISHABLE_KEY": "pk_test_livecart",
+        "LIVECART_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "LIVECART_STRIPE_API_BASE": stripe_api,
+    }
+    with shop_cluster(tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=6, **stripe_env) as nodes:
         one, two = nodes
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -481,7 +469,3 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
                 )
                 assert status == 200 and order["status"] == "paid" and order["amount"] == intent["amount"]
             assert not [i for i in intents if i["status"] == "requires_capture"]  # no money left held
-    finally:
-        for node in nodes:
-            node.kill()
-        redis_server.stop()
