@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -27,6 +28,7 @@ from chat.roomstate import RoomState
 from server.chores import Chores
 from server.errors import Unavailable
 from server.logs import log
+from server.recent import Recent
 
 logger = logging.getLogger("livecart.chat")
 
@@ -56,7 +58,7 @@ class Hub:
         self.rooms: dict[str, LocalRoom] = {}
         self._likes: dict[str, int] = defaultdict(int)
         self._unique: dict[str, set[str]] = defaultdict(set)
-        self._blocked: dict[str, tuple[float, frozenset[str]]] = {}  # room → (fresh until, words)
+        self._blocked: Recent[str, frozenset[str]] = Recent(self.BLOCKED_CACHE_S)
         self._chores = Chores()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -159,8 +161,8 @@ class Hub:
                 if now - seen > 60:
                     del room.buckets[user]
 
-        for room_name in [r for r in self._blocked if r not in self.rooms]:
-            del self._blocked[room_name]
+        for room_name in [r for r in self._blocked.keys() if r not in self.rooms]:
+            self._blocked.forget(room_name)
 
     async def _ping(self) -> None:
         for room in list(self.rooms.values()):
@@ -173,14 +175,9 @@ class Hub:
     BLOCKED_CACHE_S = 2.0
 
     async def blocked_words(self, room_name: str) -> frozenset[str]:
-        now = time.monotonic()
-        cached = self._blocked.get(room_name)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        words = await self.state.blocked_words(room_name)
-        self._blocked[room_name] = (now + self.BLOCKED_CACHE_S, words)
-        return words
+        words = await self._blocked.get(room_name, functools.partial(self.state.blocked_words, room_name))
+        return words if words is not None else frozenset()
 
     async def set_blocked_words(self, room_name: str, words: frozenset[str]) -> None:
         await self.state.set_blocked_words(room_name, words)
-        self._blocked.pop(room_name, None)
+        self._blocked.forget(room_name)

@@ -8,13 +8,14 @@ start, and only its hash is kept (store meta `admin_token_sha256`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
-import time
 
 from checkout.store import Account, Role, Store
 from server.errors import Forbidden, Unauthorized
+from server.recent import Recent
 
 ADMIN = Account(id="admin", role=Role.ADMIN, name="admin", created_at=0.0)
 ADMIN_TOKEN_META = "admin_token_sha256"
@@ -70,7 +71,7 @@ class Authenticator:
     def __init__(self, store: Store, configured_admin_token: str | None) -> None:
         self._store = store
         self._admin_hash = hash_token(configured_admin_token) if configured_admin_token else None
-        self._known: dict[str, tuple[float, Account]] = {}
+        self._known: Recent[str, Account] = Recent(self.CACHE_S, max_size=self.CACHE_SIZE)
 
     async def authenticate(self, token: str) -> Account | None:
         digest = hash_token(token)
@@ -78,16 +79,7 @@ class Authenticator:
             self._admin_hash = await self._store.get_meta(ADMIN_TOKEN_META)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return ADMIN
-        now = time.monotonic()
-        cached = self._known.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        account = await self._store.account_by_token_hash(digest)
-        if account is not None:
-            if len(self._known) >= self.CACHE_SIZE:
-                self._known.clear()  # crude but bounded; a miss only costs one query
-            self._known[digest] = (now + self.CACHE_S, account)
-        return account
+        return await self._known.get(digest, functools.partial(self._store.account_by_token_hash, digest))
 
 
 async def create_account(store: Store, role: Role, name: str) -> tuple[Account, str]:

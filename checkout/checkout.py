@@ -10,7 +10,6 @@ for: the authorization is canceled instead.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -30,6 +29,7 @@ from checkout.store import Account, Role, Store, Stream, StreamState
 from checkout.store_orders import ORDER, NotEnoughStock, SaleRunning
 from server.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
 from server.logs import log
+from server.recent import Recent
 
 logger = logging.getLogger("livecart.checkout")
 
@@ -114,8 +114,7 @@ class Checkout:
         self.ttl = reservation_ttl_s
         # product → (stream, sale) whose stock changed since the last announcement
         self._stock_changed: dict[str, tuple[str, str | None]] = {}
-        self._streams: dict[str, tuple[float, Stream]] = {}
-        self._stream_loads: dict[str, asyncio.Future[Stream | None]] = {}
+        self._streams: Recent[str, Stream] = Recent(self.STREAM_CACHE_S)
         self._sales: dict[str, Sale] = {}
 
     # -- views ---------------------------------------------------------------------------------
@@ -339,8 +338,7 @@ class Checkout:
 
     async def forget_stream(self, stream_id: str) -> None:
         """The stream ended through this node: stop taking orders for it at once."""
-        self._streams.pop(stream_id, None)
-        self._stream_loads.pop(stream_id, None)
+        self._streams.forget(stream_id)
 
     async def _drop_intent(self, order: Order) -> None:
         if order.intent_id is None:
@@ -356,30 +354,7 @@ class Checkout:
         """The stream a buy names, remembered for a second: every tap of a rush names the same
         one. (An order may thus land up to a second after the stream ended; money and stock
         are never read from here.)"""
-        now = time.monotonic()
-        cached = self._streams.get(stream_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        # One read however many taps miss at once (a rush's taps all miss in the same
-        # instant, every second): the rest wait for it.
-        loading = self._stream_loads.get(stream_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self.store.get_stream(stream_id))
-            self._stream_loads[stream_id] = loading
-            loading.add_done_callback(functools.partial(self._stream_loaded, stream_id, now))
-        return await asyncio.shield(loading)
-
-    def _stream_loaded(self, stream_id: str, at: float, loading: asyncio.Future[Stream | None]) -> None:
-        if self._stream_loads.get(stream_id) is not loading:
-            return  # forgotten while it loaded (the stream ended): keep nothing
-        del self._stream_loads[stream_id]
-        if loading.cancelled() or loading.exception() is not None:
-            return
-        stream = loading.result()
-        if stream is not None:
-            if len(self._streams) > 10_000:
-                self._streams.clear()
-            self._streams[stream_id] = (at + self.STREAM_CACHE_S, stream)
+        return await self._streams.get(stream_id, functools.partial(self.store.get_stream, stream_id))
 
     def _same_request(self, existing: Order, digest: str) -> Order:
         if existing.request_hash != digest:
