@@ -131,7 +131,9 @@ async def test_a_node_killed_mid_rush_loses_nothing(cluster: list[ServerProcess]
         rush = asyncio.gather(
             *(progress.track(_buy(http, bases[i % 2], v, stream, product)) for i, v in enumerate(viewers))
         )
-        await kill_mid_way(cluster[1], progress, after=BUYERS // 20)  # mid-rush, no goodbye
+        # mid-rush, no goodbye: at the first answer from either node, node two still has taps in
+        # flight however fast it is (its answers come in bursts, so a later mark could miss them)
+        await kill_mid_way(cluster[1], progress, after=1)
         results = await rush
         cluster[1].kill()  # reap it
         cluster[1].start(tmp_path)  # the operator restarts it
