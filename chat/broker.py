@@ -1,6 +1,8 @@
 """The Broker: how a room's events reach every node, in order, with a bounded history.
 
-A room is one stream's channel. `publish` assigns the next `seq`, appends the event
+A room is a channel named by a string key: a stream's room is keyed by the stream's id, and
+other feeds pick keys of their own; the broker knows nothing of what a room is about.
+`publish` assigns the next `seq`, appends the event
 to the room's history and hands it to every subscribed node in one atomic step
 (in-process: one function; Redis: one Lua script), so no two events share a seq
 and history never misses one that was delivered. `publish_ephemeral` is for what is
@@ -14,15 +16,9 @@ Implementations: broker_memory.MemoryBroker (default), broker_redis.RedisBroker.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from server.errors import Unavailable
-from server.logs import log
-
-logger = logging.getLogger("livecart.events")
 
 HISTORY_SIZE = 1000  # events kept per room for `since` recovery
 
@@ -46,12 +42,6 @@ class Event:
 Listener = Callable[[str, Event], None]
 
 
-class BrokerUnavailable(Unavailable):
-    """The broker's backend does not answer (Redis down): 503, or an `unavailable` event."""
-
-    code = "redis_unavailable"
-
-
 class Broker(Protocol):
     async def start(self, listener: Listener) -> None:
         """Begin delivering events of subscribed rooms to `listener`."""
@@ -59,7 +49,7 @@ class Broker(Protocol):
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
-        """Raise BrokerUnavailable when the backend does not answer."""
+        """Raise when the backend does not answer (RedisUnavailable for Redis)."""
 
     async def publish(self, room: str, type: str, data: dict[str, Any]) -> Event:
         """Assign the room's next seq, keep the event in history, deliver it; return it."""
@@ -77,16 +67,3 @@ class Broker(Protocol):
     async def history(self, room: str, since: int) -> list[Event] | None:
         """Events with seq > since, oldest first; None when history no longer reaches
         back to since + 1 (the client must resync)."""
-
-
-class Publisher(Protocol):
-    def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> Awaitable[object]: ...
-
-
-async def announce(events: Publisher, stream_id: str, type: str, data: dict[str, Any]) -> None:
-    """Tell a room about a change that is already stored. A broker outage only delays the
-    news (a client that reconnects reads the state over HTTP), so it is logged, not raised."""
-    try:
-        await events.publish(stream_id, type, data)
-    except Unavailable as exc:
-        log(logger, logging.WARNING, "room event not published", stream=stream_id, type=type, error=str(exc))

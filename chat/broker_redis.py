@@ -23,8 +23,9 @@ import msgpack
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from chat.broker import HISTORY_SIZE, BrokerUnavailable, Event, Listener
-from server.logs import log
+from chat.broker import HISTORY_SIZE, Event, Listener
+from core.logs import log
+from core.redis import RedisUnavailable, answer, connect
 
 logger = logging.getLogger("livecart.broker")
 
@@ -57,18 +58,6 @@ return {last, redis.call('LRANGE', KEYS[2], 0, wanted - 1)}
 """
 
 _EPHEMERAL_SEQ = msgpack.packb(0)
-
-
-MAX_CONNECTIONS = 64
-
-
-def connect(url: str) -> redis.Redis:
-    """The node's client: a bounded pool where a burst waits for a free connection (rather
-    than failing or opening thousands), and short timeouts so a Redis outage answers 503 fast."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=5, socket_timeout=5, socket_connect_timeout=2
-    )
-    return redis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
 
 
 def _keys(room: str) -> tuple[str, str, str]:
@@ -126,45 +115,29 @@ class RedisBroker:
             await self._redis.aclose()
 
     async def ping(self) -> None:
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
+        await answer(self._redis.ping())
 
     # -- publishing ----------------------------------------------------------------------
     async def publish(self, room: str, type: str, data: dict[str, Any]) -> Event:
         ts = time.time()
         seq_key, hist_key, channel = _keys(room)
         body = msgpack.packb([type, ts, data])
-        try:
-            seq = await self._publish(
-                keys=[seq_key, hist_key], args=[body, self._history_size, ROOM_TTL_S, channel]
-            )
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
+        seq = await answer(
+            self._publish(keys=[seq_key, hist_key], args=[body, self._history_size, ROOM_TTL_S, channel])
+        )
         return Event(int(seq), type, ts, data)
 
     async def publish_ephemeral(self, room: str, type: str, data: dict[str, Any]) -> None:
         message = _EPHEMERAL_SEQ + msgpack.packb([type, time.time(), data])
-        try:
-            await self._redis.spublish(_keys(room)[2], message)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
+        await answer(self._redis.spublish(_keys(room)[2], message))
 
     # -- history -----------------------------------------------------------------------------
     async def last_seq(self, room: str) -> int:
-        try:
-            value = await self._redis.get(_keys(room)[0])
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
-        return int(value or 0)
+        return int(await answer(self._redis.get(_keys(room)[0])) or 0)
 
     async def history(self, room: str, since: int) -> list[Event] | None:
         seq_key, hist_key, _ = _keys(room)
-        try:
-            _, messages = await self._history(keys=[seq_key, hist_key], args=[since])
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
+        _, messages = await answer(self._history(keys=[seq_key, hist_key], args=[since]))
         if messages is None:
             return None
         return [_decode(m) for m in reversed(messages)]
@@ -187,7 +160,7 @@ class RedisBroker:
         self._wake.set()
         try:
             self._rooms[room] = max(self._rooms.get(room, -1), await self.last_seq(room))
-        except BrokerUnavailable:
+        except RedisUnavailable:
             pass  # -1: the first event that arrives sets the mark
         if subscribed and room in self._rooms and room not in self._filling:
             # The SSUBSCRIBE and the seq read went on different connections: an event
@@ -297,7 +270,7 @@ class RedisBroker:
         if last >= 0:
             try:
                 missed = await self.history(room, last)
-            except BrokerUnavailable:
+            except RedisUnavailable:
                 missed = []  # the next reconnect tries again
         held = self._filling.pop(room, [])
         if room not in self._rooms:

@@ -25,7 +25,8 @@ import msgpack
 import orjson
 
 from chat.broker import Event
-from checkout.store import Account
+from core.events import VIEW_CHANGING
+from core.identity import Account
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -132,7 +133,7 @@ class LocalRoom:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_seq = 0
         self.viewers = -1  # last count sent
-        self._view: tuple[float, dict[str, Any]] | None = None  # (fresh until, stream view)
+        self._view: tuple[float, dict[str, Any]] | None = None  # (fresh until, subject view)
         self.buckets: dict[str, tuple[float, float]] = {}  # user id → rate-limit bucket
         self._pending: list[Event] = []
         self._scheduled = False
@@ -144,8 +145,6 @@ class LocalRoom:
         self._loop = asyncio.get_running_loop()
 
     VIEW_TTL_S = 1.0
-    # Events after which a cached stream view would show the wrong thing.
-    VIEW_CHANGING = frozenset({"pin", "unpin", "stream", "sale", "sale_end"})
 
     def cached_view(self) -> dict[str, Any] | None:
         if self._view is not None and self._view[0] > time.monotonic():
@@ -159,7 +158,7 @@ class LocalRoom:
     def push(self, event: Event) -> None:
         if not event.ephemeral and event.seq > self.last_seq:
             self.last_seq = event.seq
-        if event.type in self.VIEW_CHANGING:
+        if event.type in VIEW_CHANGING:  # the cached `hello` view would show the wrong thing
             self._view = None
         self._pending.append(event)
         if self._scheduled:

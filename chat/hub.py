@@ -5,7 +5,8 @@ those events to the room's LocalRoom, and runs three ticks for all rooms at once
 (never a timer per socket): likes aggregated and published, viewer counts
 reported and shared, WebSocket pings.
 
-Everything else in the server publishes room events through `Hub.publish`.
+Everything else in the server publishes room events through `Hub.publish`, typed by the
+catalogue in core/events.py (chat/announce.py declares that as the `Publisher` protocol).
 """
 
 from __future__ import annotations
@@ -20,17 +21,23 @@ import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
+
+import msgspec
 
 from chat.broker import Broker, Event
 from chat.fanout import Connection, Counters, LocalRoom
 from chat.roomstate import RoomState
-from server.chores import Chores
-from server.errors import Unavailable
-from server.logs import log
-from server.recent import Recent
+from core import events
+from core.chores import Chores
+from core.errors import Unavailable
+from core.events import EventType
+from core.logs import log
+from core.recent import Recent
 
 logger = logging.getLogger("livecart.chat")
+
+P = TypeVar("P", bound=msgspec.Struct)
 
 
 @dataclass(frozen=True)
@@ -75,15 +82,18 @@ class Hub:
         await self.state.close()
 
     # -- events in and out ---------------------------------------------------------------------
-    async def publish(self, stream_id: str, type: str, data: dict[str, Any]) -> Event:
-        return await self.broker.publish(stream_id, type, data)
+    async def publish(self, room: str, kind: EventType[P], payload: P) -> Event:
+        return await self.broker.publish(room, kind.name, events.data(payload))
+
+    async def publish_ephemeral(self, room: str, kind: EventType[P], payload: P) -> None:
+        await self.broker.publish_ephemeral(room, kind.name, events.data(payload))
 
     def _on_event(self, room_name: str, event: Event) -> None:
         room = self.rooms.get(room_name)
         if room is None:
             return
         room.push(event)
-        if event.type == "moderation" and event.data.get("action") == "ban":
+        if event.type == events.MODERATION.name and event.data.get("action") == "ban":
             # Every node closes its own sockets of the banned user.
             for conn in room.connections_of(str(event.data.get("user_id"))):
                 conn.closer(1008, "banned")
@@ -143,7 +153,7 @@ class Hub:
         likes, self._likes = self._likes, defaultdict(int)
         for room_name, count in likes.items():
             total = await self.state.add_likes(room_name, count)
-            await self.broker.publish_ephemeral(room_name, "likes", {"count": count, "total": total})
+            await self.publish_ephemeral(room_name, events.LIKES, events.Likes(count=count, total=total))
 
     async def _report_presence(self) -> None:
         unique, self._unique = self._unique, defaultdict(set)
@@ -155,7 +165,9 @@ class Hub:
             total = await self.state.report_presence(room.name, self.node, len(room.sockets), ttl)
             if total != room.viewers:
                 room.viewers = total
-                room.push(Event(0, "viewers", time.time(), {"count": total}))
+                room.push(
+                    Event(0, events.VIEWERS.name, time.time(), events.data(events.Viewers(count=total)))
+                )
             # rate-limit buckets of users who went quiet are not worth keeping
             for user, (_, seen) in list(room.buckets.items()):
                 if now - seen > 60:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from chat.broker import BrokerUnavailable
 from chat.broker_redis import ROOM_TTL_S
-
-T = TypeVar("T")
+from core.redis import answer
 
 # KEYS: counts (hash node→count), expiries (zset node→deadline ms), peak.
 # ARGV: node ('' to only read), count, ttl ms, room ttl s.
@@ -49,15 +46,9 @@ class RedisRoomState:
         self._redis = client
         self._presence = client.register_script(_PRESENCE)
 
-    async def _call(self, pending: Awaitable[T]) -> T:
-        try:
-            return await pending
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"redis does not answer: {exc}") from None
-
     async def _presence_script(self, room: str, node: str, count: int, ttl: float) -> int:
         keys = [_key(room, "presence"), _key(room, "presence_exp"), _key(room, "peak")]
-        total = await self._call(self._presence(keys=keys, args=[node, count, int(ttl * 1000), ROOM_TTL_S]))
+        total = await answer(self._presence(keys=keys, args=[node, count, int(ttl * 1000), ROOM_TTL_S]))
         return int(total)
 
     async def report_presence(self, room: str, node: str, count: int, ttl: float) -> int:
@@ -67,14 +58,14 @@ class RedisRoomState:
         return await self._presence_script(room, "", 0, 0)
 
     async def viewers_peak(self, room: str) -> int:
-        return int(await self._call(self._redis.get(_key(room, "peak"))) or 0)
+        return int(await answer(self._redis.get(_key(room, "peak"))) or 0)
 
     async def _write(self, key: str, command: str, *args: Any) -> Any:
         """One write plus the room's expiry, in one round trip; returns the write's answer."""
         async with self._redis.pipeline(transaction=False) as pipe:
             getattr(pipe, command)(key, *args)
             pipe.expire(key, ROOM_TTL_S)
-            result, _ = await self._call(pipe.execute())
+            result, _ = await answer(pipe.execute())
         return result
 
     async def add_unique_viewers(self, room: str, viewers: Iterable[str]) -> None:
@@ -83,7 +74,7 @@ class RedisRoomState:
             await self._write(_key(room, "unique"), "sadd", *members)
 
     async def unique_viewers(self, room: str) -> int:
-        return int(await self._call(self._redis.scard(_key(room, "unique"))))
+        return int(await answer(self._redis.scard(_key(room, "unique"))))
 
     async def add_likes(self, room: str, count: int) -> int:
         return int(await self._write(_key(room, "likes"), "incrby", count))
@@ -98,7 +89,7 @@ class RedisRoomState:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.sismember(_key(room, "banned"), user_id)
             pipe.hget(_key(room, "muted"), user_id)
-            banned, muted = await self._call(pipe.execute())
+            banned, muted = await answer(pipe.execute())
         return bool(banned), float(muted) if muted else 0.0
 
     async def set_blocked_words(self, room: str, words: Iterable[str]) -> None:
@@ -109,14 +100,14 @@ class RedisRoomState:
             if words:
                 pipe.sadd(key, *words)
             pipe.expire(key, ROOM_TTL_S)
-            await self._call(pipe.execute())
+            await answer(pipe.execute())
 
     async def blocked_words(self, room: str) -> frozenset[str]:
-        members = await self._call(self._redis.smembers(_key(room, "blocked")))
+        members = await answer(self._redis.smembers(_key(room, "blocked")))
         return frozenset(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping())
+        await answer(self._redis.ping())
 
     async def close(self) -> None:
         return None  # the client belongs to whoever made it

@@ -20,8 +20,9 @@ import orjson
 
 from chat.fanout import Connection, LocalRoom
 from chat.hub import Hub
-from checkout.store import Account, Role
-from server.errors import Unavailable
+from core import events
+from core.errors import Unavailable
+from core.identity import Account, owns
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -60,7 +61,7 @@ class Session:
         room: LocalRoom,
         conn: Connection,
         *,
-        host_id: str,
+        owner_id: str,
         global_blocked: frozenset[str],
         limits: ChatLimits,
     ) -> None:
@@ -68,7 +69,7 @@ class Session:
         self.room = room
         self.conn = conn
         self.user = conn.user
-        self.host_id = host_id
+        self.owner_id = owner_id  # who moderates the room: a stream's host
         self.global_blocked = global_blocked
         self.limits = limits
         self.should_close = False
@@ -76,18 +77,14 @@ class Session:
 
     @property
     def is_host(self) -> bool:
-        return self.user is not None and (self.user.id == self.host_id or self.user.role is Role.ADMIN)
+        return self.user is not None and owns(self.user, self.owner_id)
 
-    def error(self, code: str, message: str, **extra: Any) -> None:
+    def error(
+        self, code: str, message: str, *, retry_after: float | None = None, until: float | None = None
+    ) -> None:
         now = time.time()
-        self.conn.send(
-            {
-                "seq": self.room.last_seq,
-                "type": "error",
-                "ts": now,
-                "data": {"code": code, "message": message, **extra},
-            }
-        )
+        payload = events.ErrorData(code=code, message=message, retry_after=retry_after, until=until)
+        self.conn.send(events.message(events.ERROR, payload, seq=self.room.last_seq))
         self._errors = [t for t in self._errors if now - t < self.limits.abuse_window_s] + [now]
         if len(self._errors) >= self.limits.abuse_errors:
             self.should_close = True
@@ -170,10 +167,9 @@ class Session:
         if contains_blocked(text, words):
             self.error("blocked_word", "the message contains a word this stream does not allow")
             return
-        author = {"id": user.id, "name": user.name, "role": str(user.role)}
-        await self.hub.publish(
-            self.room.name, "chat", {"id": "msg_" + secrets.token_hex(8), "user": author, "text": text}
-        )
+        author = events.Author(id=user.id, name=user.name, role=str(user.role))
+        line = events.ChatLine(id="msg_" + secrets.token_hex(8), user=author, text=text)
+        await self.hub.publish(self.room.name, events.CHAT, line)
 
     async def _like(self, message: dict[str, Any], user: Account) -> None:
         count = message.get("count", 1)
@@ -194,7 +190,7 @@ class Session:
                 self.error("invalid", 'delete needs a "message_id"')
                 return
             await self.hub.publish(
-                self.room.name, "moderation", {"action": "delete", "message_id": message_id}
+                self.room.name, events.MODERATION, events.Moderation(action="delete", message_id=message_id)
             )
             return
         if action not in ("mute", "ban"):
@@ -204,7 +200,7 @@ class Session:
         if not isinstance(user_id, str) or not user_id:
             self.error("invalid", f'{action} needs a "user_id"')
             return
-        if user_id in (self.host_id, user.id):
+        if user_id in (self.owner_id, user.id):
             self.error("invalid", f"the host cannot {action} themselves")
             return
         if action == "mute":
@@ -219,8 +215,12 @@ class Session:
             until = time.time() + float(duration)
             await self.hub.state.mute(self.room.name, user_id, until)
             await self.hub.publish(
-                self.room.name, "moderation", {"action": "mute", "user_id": user_id, "until": until}
+                self.room.name,
+                events.MODERATION,
+                events.Moderation(action="mute", user_id=user_id, until=until),
             )
             return
         await self.hub.state.ban(self.room.name, user_id)
-        await self.hub.publish(self.room.name, "moderation", {"action": "ban", "user_id": user_id})
+        await self.hub.publish(
+            self.room.name, events.MODERATION, events.Moderation(action="ban", user_id=user_id)
+        )

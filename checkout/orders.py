@@ -1,115 +1,260 @@
-"""Orders and sales as records, and the one table of order state changes.
+"""Orders: a viewer's buy, and what the viewer (or the admin) may do with it afterwards.
 
-An order moves only along `TRANSITIONS`; every move is a compare-and-set in the
-store (`UPDATE … WHERE status = <from>`), so doing it twice changes nothing the
-second time and two nodes racing on one order agree on one winner.
+Placing an order: reserve the units (the stock's hold is named by the order id), ask the
+provider for a payment intent, then write the order `pending_payment` with it. A retried
+tap (the same Idempotency-Key and body) gets the first order back; the same key for another
+body is refused. What happens once the payment answers is checkout/settlement.py.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+import dataclasses
+import functools
+import hashlib
+import logging
+import time
+
+from checkout.catalog_sql import ProductStore
+from checkout.orders_sql import ORDER, OrderStore
+from checkout.payments import PaymentProvider
+from checkout.records import FINAL, Order, OrderStatus
+from checkout.sales import Sales
+from checkout.sales_sql import NotEnoughStock
+from checkout.settlement import Settlement
+from checkout.stock import SoldOut, Stock
+from checkout.streams import StreamFacts, StreamLookup
+from checkout.ticker import StockTicker
+from core import ids
+from core.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
+from core.identity import Account, Role, forbid_unless, require, require_owner
+from core.logs import log
+from core.recent import Recent
+
+logger = logging.getLogger("livecart.checkout")
+
+MAX_QUANTITY = 99
+MAX_KEY_LENGTH = 200
+STREAM_CACHE_S = 1.0
 
 
-class OrderStatus(enum.StrEnum):
-    PENDING_PAYMENT = "pending_payment"
-    PAID = "paid"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELED = "canceled"
-    REFUNDED = "refunded"
+def request_hash(stream_id: str, product_id: str, quantity: int, sale_id: str | None) -> str:
+    """What a retried tap must repeat exactly to get its first order back."""
+    canonical = f"{stream_id}\x00{product_id}\x00{quantity}\x00{sale_id or ''}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-TRANSITIONS: frozenset[tuple[OrderStatus, OrderStatus]] = frozenset(
-    {
-        (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID),
-        (OrderStatus.PENDING_PAYMENT, OrderStatus.FAILED),
-        (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED),
-        (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELED),
-        (OrderStatus.PAID, OrderStatus.REFUNDED),
-    }
-)
+class Orders:
+    def __init__(
+        self,
+        orders: OrderStore,
+        products: ProductStore,
+        stock: Stock,
+        provider: PaymentProvider,
+        streams: StreamLookup,
+        sales: Sales,
+        settlement: Settlement,
+        ticker: StockTicker,
+        *,
+        reservation_ttl_s: float,
+    ) -> None:
+        self.store = orders
+        self._products = products
+        self._stock = stock
+        self._provider = provider
+        self._streams = streams
+        self._sales = sales
+        self._settlement = settlement
+        self._ticker = ticker
+        self.ttl = reservation_ttl_s
+        self._recent_streams: Recent[str, StreamFacts] = Recent(STREAM_CACHE_S)
 
-# States whose units are back in stock (or never left it).
-STOCK_RETURNED = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED})
-FINAL = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.REFUNDED})
+    # -- buying ----------------------------------------------------------------------------------
+    async def place(
+        self,
+        principal: Account | None,
+        key: str | None,
+        *,
+        stream_id: str,
+        product_id: str,
+        quantity: int = 1,
+        sale_id: str | None = None,
+    ) -> tuple[Order, bool]:
+        """The order and whether this call created it (False: a retry with the same key)."""
+        viewer = require(principal, Role.VIEWER)
+        if key is None or not key.strip():
+            raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
+        if len(key) > MAX_KEY_LENGTH:
+            raise Invalid(
+                "Idempotency-Key", f"must be at most {MAX_KEY_LENGTH} characters", code="invalid_field"
+            )
+        digest = request_hash(stream_id, product_id, quantity, sale_id)
+        try:
+            return await self._place(viewer, key, digest, stream_id, product_id, quantity, sale_id)
+        except Conflict:
+            # A retried tap whose first try won (and then sold the last unit, used up the
+            # viewer's limit, or outlived the sale) gets its order back, not a refusal.
+            # Looked up only on a refusal, so the rush path pays nothing for it.
+            existing = await self.store.order_by_key(viewer.id, key)
+            if existing is not None:
+                return self._same_request(existing, digest), False
+            raise
 
+    async def _place(
+        self,
+        viewer: Account,
+        key: str,
+        digest: str,
+        stream_id: str,
+        product_id: str,
+        quantity: int,
+        sale_id: str | None,
+    ) -> tuple[Order, bool]:
+        stream = await self._stream(stream_id)
+        if stream is None:
+            raise Invalid("stream_id", f"no stream with id {stream_id!r}", code="unknown_stream")
+        if stream.ended:
+            raise Conflict("the stream has ended", code="stream_ended")
+        if product_id not in stream.product_ids:
+            if await self._products.get_product(product_id) is None:
+                raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
+            raise Invalid("product_id", "that product is not in this stream", code="product_not_in_stream")
+        now = time.time()
+        sale = await self._sales.for_order(stream.id, product_id, sale_id, now)
+        if sale is not None:  # the sale fixes price and currency: no product read on the rush path
+            unit_price, currency = sale.price, sale.currency
+        else:
+            product = await self._products.get_product(product_id)
+            if product is None:
+                raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
+            unit_price, currency = product.price, product.currency
+        order_id = ids.new_id(ORDER)
+        order = Order(
+            id=order_id,
+            viewer_id=viewer.id,
+            stream_id=stream.id,
+            product_id=product_id,
+            sale_id=sale.id if sale else None,
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=unit_price * quantity,
+            currency=currency,
+            status=OrderStatus.PENDING_PAYMENT,
+            idempotency_key=key,
+            request_hash=digest,
+            provider=self._provider.name,
+            intent_id=None,
+            client_secret=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self.ttl,
+            paid_at=None,
+        )
+        if sale is not None:
+            # Taking the units first: the order row exists only for units that were there.
+            await self._stock.reserve(sale.id, order_id, viewer.id, quantity, self.ttl)
+        # The intent before the row, so the row is written once, complete. An intent whose
+        # row never gets written is harmless: the buyer never saw its secret, so it is never
+        # paid, and it is canceled below or simply lapses.
+        try:
+            intent = await self._provider.create_intent(order)
+        except Exception as exc:
+            log(logger, logging.WARNING, "payment intent not created", order=order_id, error=str(exc))
+            if sale is not None:
+                await self._stock.release(sale.id, order_id)
+            raise Unavailable(
+                "the payment provider does not answer; try again", code="payment_unavailable"
+            ) from exc
+        order = dataclasses.replace(order, intent_id=intent.id, client_secret=intent.client_secret)
+        try:
+            stored = await self.store.create_order(order, take_product_stock=sale is None)
+        except NotEnoughStock as exc:
+            await self._drop_intent(order)
+            raise SoldOut("sold out" if exc.available == 0 else f"only {exc.available} left") from exc
+        except BaseException:
+            if sale is not None:
+                await self._stock.release(sale.id, order_id)
+            await self._drop_intent(order)
+            raise
+        if stored.id != order_id:  # the same key raced in from another request: that one wins
+            if sale is not None:
+                await self._stock.release(sale.id, order_id)
+            await self._drop_intent(order)
+            return self._same_request(stored, digest), False
+        self._ticker.note(stored)
+        return stored, True
 
-def allowed(current: OrderStatus, wanted: OrderStatus) -> bool:
-    return current == wanted or (current, wanted) in TRANSITIONS
+    async def _stream(self, stream_id: str) -> StreamFacts | None:
+        """The stream a buy names, remembered for a second: every tap of a rush names the same
+        one. (An order may thus land up to a second after the stream ended; money and stock
+        are never read from here.)"""
+        return await self._recent_streams.get(
+            stream_id, functools.partial(self._streams.get_stream, stream_id)
+        )
 
+    async def forget_stream(self, stream_id: str) -> None:
+        """The stream ended through this node: stop taking orders for it at once."""
+        self._recent_streams.forget(stream_id)
 
-@dataclass(frozen=True, slots=True)
-class Sale:
-    id: str
-    stream_id: str
-    product_id: str
-    price: int
-    currency: str
-    quantity: int
-    per_viewer_limit: int
-    starts_at: float
-    ends_at: float
-    ended_at: float | None
-    returned: int
-    settled_at: float | None  # set once every unit is sold or back in the product's stock
-    created_at: float
+    def _same_request(self, existing: Order, digest: str) -> Order:
+        if existing.request_hash != digest:
+            raise Invalid(
+                "Idempotency-Key", "this key was used for a different order", code="idempotency_key_reused"
+            )
+        return existing
 
-    @property
-    def closes_at(self) -> float:
-        """When no more reservations are taken: the countdown's end, or earlier if ended."""
-        return self.ends_at if self.ended_at is None else min(self.ends_at, self.ended_at)
+    async def _drop_intent(self, order: Order) -> None:
+        if order.intent_id is None:
+            return
+        try:
+            await self._provider.cancel(order.intent_id, order.id)
+        except Exception as exc:  # never shown to a buyer: it cannot be paid anyway
+            log(logger, logging.INFO, "unused payment intent not canceled", order=order.id, error=str(exc))
 
+    # -- after the buy ---------------------------------------------------------------------------
+    async def get(self, principal: Account | None, order_id: str) -> Order:
+        who = require(principal, Role.VIEWER, Role.ADMIN)
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"no order with id {order_id!r}", code="order_not_found")
+        require_owner(who, order.viewer_id, "this is another viewer's order")
+        return order
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    id: str
-    viewer_id: str
-    stream_id: str
-    product_id: str
-    sale_id: str | None
-    quantity: int
-    unit_price: int
-    amount: int
-    currency: str
-    status: OrderStatus
-    idempotency_key: str
-    request_hash: str
-    provider: str
-    intent_id: str | None
-    client_secret: str | None
-    created_at: float
-    updated_at: float
-    expires_at: float
-    paid_at: float | None
+    async def cancel(self, principal: Account | None, order_id: str) -> Order:
+        order = await self.get(principal, order_id)
+        forbid_unless(principal is not None and principal.id == order.viewer_id, "only the buyer may cancel")
+        if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
+            raise Conflict("the order is paid; ask for a refund instead", code="order_paid")
+        if order.status in FINAL:
+            return order  # already over: canceling again changes nothing
+        return await self._settlement.give_back(order, OrderStatus.CANCELED)
 
+    async def refund(self, principal: Account | None, order_id: str) -> Order:
+        """Give a paid order's money back (admin). The units are not restocked: what was
+        shipped or kept is the operator's business, not the sale's."""
+        require(principal, Role.ADMIN)
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"no order with id {order_id!r}", code="order_not_found")
+        if order.status is OrderStatus.REFUNDED:
+            return order
+        if order.status is not OrderStatus.PAID:
+            raise Conflict(
+                f"only a paid order can be refunded; this one is {order.status}", code="order_not_paid"
+            )
+        if order.intent_id:
+            await self._provider.refund(order.intent_id, order.id)  # idempotent on the provider's side
+        return await self._settlement.move(order, OrderStatus.REFUNDED)
 
-# -- what paid orders add up to (brand monitoring reads these) -------------------------
-@dataclass(frozen=True, slots=True)
-class ProductSales:
-    product_id: str
-    currency: str
-    orders: int
-    units: int
-    gmv: int  # in the currency's minor unit, as prices are
-
-
-@dataclass(frozen=True, slots=True)
-class MinuteSales:
-    t: float  # the minute's start, Unix seconds
-    currency: str
-    orders: int
-    gmv: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSales:
-    """Paid orders of one stream, added up; a refund takes its order back out. Derived from
-    the orders themselves on every read, so every node and every retry agree."""
-
-    stream_id: str
-    orders: int
-    units: int
-    buyers: int  # distinct viewers with a paid order
-    products: tuple[ProductSales, ...]
-    timeline: tuple[MinuteSales, ...]  # per minute of payment, oldest first
+    async def pay_demo(self, principal: Account | None, order_id: str) -> Order:
+        order = await self.get(principal, order_id)
+        forbid_unless(principal is not None and principal.id == order.viewer_id, "only the buyer may pay")
+        if order.provider != "demo":
+            raise Conflict("this order is paid through its payment provider", code="not_demo")
+        if order.status is OrderStatus.PAID:
+            return order
+        if order.status is not OrderStatus.PENDING_PAYMENT:
+            raise Conflict(f"the order is {order.status}", code=f"order_{order.status}")
+        settled = await self._settlement.authorized(order)
+        if settled.status is not OrderStatus.PAID:
+            raise Conflict(f"the order is {settled.status}", code=f"order_{settled.status}")
+        return settled

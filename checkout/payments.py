@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from checkout.orders import Order
+from checkout.records import Order
 
 
 class IntentStatus(enum.StrEnum):

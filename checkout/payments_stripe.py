@@ -11,9 +11,9 @@ from typing import Any
 
 import stripe
 
-from checkout.orders import Order
 from checkout.payments import Intent, IntentStatus
-from server.errors import Unavailable
+from checkout.records import Order
+from core.errors import Unavailable
 
 _STATUS = {
     "requires_payment_method": IntentStatus.REQUIRES_PAYMENT,

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from server.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 
 FORGET_AFTER_S = 24 * 3600  # how long the in-process stock remembers a settled hold
 

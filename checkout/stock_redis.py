@@ -6,25 +6,22 @@ the holds (`holds`: hold id → "viewer|qty|state|expires_at") and their expirie
 (`exp` sorted set). Times come from Redis' own clock, so nodes with skewed clocks
 agree on when a sale ends and a hold expires. A set of sales with live holds
 (`lc:stock:active`) lets the sweeper find what may expire. Reservations of one sale that
-arrive together go in one script call (checkout/batch.py): a rush is one sale's taps.
+arrive together go in one script call (core/batch.py): a rush is one sale's taps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from checkout.batch import Batcher
 from checkout.stock import Counts, Hold, HoldState, LimitReached, SaleEnded, SoldOut, UnknownSale
-from server.errors import Unavailable
+from core.batch import Batcher
+from core.redis import answer
 
-T = TypeVar("T")
 ACTIVE = "lc:stock:active"
 KEEP_AFTER_END_S = 7 * 24 * 3600  # a sale's keys outlive it by a week (retries, reconciliation)
 
@@ -168,17 +165,11 @@ class RedisStock:
         self._expire = client.register_script(_EXPIRE)
         self._reserves = Batcher(self._reserve_many, max_batch=self.RESERVE_BATCH, max_in_flight=2)
 
-    async def _call(self, pending: Awaitable[T]) -> T:
-        try:
-            return await pending
-        except (RedisError, OSError) as exc:
-            raise Unavailable(f"redis does not answer: {exc}", code="redis_unavailable") from None
-
     async def open_sale(self, sale_id: str, *, quantity: int, per_viewer_limit: int, ends_at: float) -> None:
         keep = max(1, int(ends_at - time.time())) + KEEP_AFTER_END_S
         args: list[int | str] = [quantity, per_viewer_limit, repr(ends_at), keep]
-        await self._call(self._open(keys=_keys(sale_id), args=args))
-        await self._call(self._redis.sadd(ACTIVE, sale_id))
+        await answer(self._open(keys=_keys(sale_id), args=args))
+        await answer(self._redis.sadd(ACTIVE, sale_id))
 
     async def end_sale(self, sale_id: str, at: float) -> None:
         key = _keys(sale_id)[0]
@@ -187,7 +178,7 @@ class RedisStock:
             "local e = tonumber(redis.call('HGET', KEYS[1], 'ends_at') or '0') "
             "if e > tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'ends_at', ARGV[1]) end"
         )
-        await self._call(self._redis.eval(script, 1, key, repr(at)))
+        await answer(self._redis.eval(script, 1, key, repr(at)))
 
     async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
         answer = await self._reserves.submit(_Reservation(sale_id, hold_id, viewer_id, quantity, ttl))
@@ -217,7 +208,7 @@ class RedisStock:
             for index in indexes:
                 item = batch[index]
                 args += [item.hold_id, item.viewer_id, item.quantity]
-            replies = await self._call(self._reserve(keys=_keys(sale_id), args=args))
+            replies = await answer(self._reserve(keys=_keys(sale_id), args=args))
             for index, reply in zip(indexes, replies, strict=True):
                 answers[index] = reply
 
@@ -225,7 +216,7 @@ class RedisStock:
         return answers
 
     async def _settle_hold(self, sale_id: str, hold_id: str, to: HoldState) -> Hold | None:
-        raw = await self._call(self._settle(keys=_keys(sale_id), args=[hold_id, str(to)]))
+        raw = await answer(self._settle(keys=_keys(sale_id), args=[hold_id, str(to)]))
         return None if raw is None else _hold(sale_id, hold_id, raw)
 
     async def commit(self, sale_id: str, hold_id: str) -> Hold | None:
@@ -236,28 +227,26 @@ class RedisStock:
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> list[Hold]:
         released: list[Hold] = []
-        sales = await self._call(self._redis.smembers(ACTIVE))
+        sales = await answer(self._redis.smembers(ACTIVE))
         for raw_sale in sales:
             sale_id = _text(raw_sale)
-            idle, pairs = await self._call(
+            idle, pairs = await answer(
                 self._expire(keys=_keys(sale_id), args=["" if now is None else repr(now), limit])
             )
             released += [_hold(sale_id, _text(pairs[i]), pairs[i + 1]) for i in range(0, len(pairs), 2)]
             if idle:
-                await self._call(self._redis.srem(ACTIVE, sale_id))
+                await answer(self._redis.srem(ACTIVE, sale_id))
         return released
 
     async def counts(self, sale_id: str) -> Counts:
-        values = await self._call(
-            self._redis.hmget(_keys(sale_id)[0], ["quantity", "remaining", "held", "sold"])
-        )
+        values = await answer(self._redis.hmget(_keys(sale_id)[0], ["quantity", "remaining", "held", "sold"]))
         if values[0] is None:
             raise UnknownSale(f"no sale {sale_id!r}")
         quantity, remaining, held, sold = (int(v or 0) for v in values)
         return Counts(quantity, remaining, held, sold)
 
     async def get_hold(self, sale_id: str, hold_id: str) -> Hold | None:
-        raw = await self._call(self._redis.hget(_keys(sale_id)[2], hold_id))
+        raw = await answer(self._redis.hget(_keys(sale_id)[2], hold_id))
         return None if raw is None else _hold(sale_id, hold_id, raw)
 
     async def close(self) -> None:

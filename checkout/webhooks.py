@@ -15,11 +15,12 @@ from typing import Any
 
 import stripe
 
-from checkout.checkout import Checkout
-from checkout.orders import OrderStatus
-from checkout.payments import IntentStatus
-from server.errors import BadRequest
-from server.logs import log
+from checkout.orders_sql import OrderStore
+from checkout.payments import IntentStatus, PaymentProvider
+from checkout.records import OrderStatus
+from checkout.settlement import Settlement
+from core.errors import BadRequest
+from core.logs import log
 
 logger = logging.getLogger("livecart.webhooks")
 
@@ -36,8 +37,12 @@ TOLERANCE_S = 300  # a signature older than this is refused (replays)
 
 
 class StripeWebhooks:
-    def __init__(self, checkout: Checkout, secret: str) -> None:
-        self.checkout = checkout
+    def __init__(
+        self, orders: OrderStore, settlement: Settlement, provider: PaymentProvider, secret: str
+    ) -> None:
+        self._orders = orders
+        self._settlement = settlement
+        self._provider = provider
         self._secret = secret
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -55,7 +60,7 @@ class StripeWebhooks:
         event = self.verify(payload, signature)
         if event.type not in HANDLED:
             return {"received": True, "handled": False}
-        if not await self.checkout.store.record_webhook_event(event.id, event.type):
+        if not await self._orders.record_webhook_event(event.id, event.type):
             return {"received": True, "handled": False, "duplicate": True}
         intent_id = event.data.object.id
         task = asyncio.create_task(self._settle(intent_id), name=f"webhook-{event.id}")
@@ -64,18 +69,17 @@ class StripeWebhooks:
         return {"received": True, "handled": True}
 
     async def _settle(self, intent_id: str) -> None:
-        checkout = self.checkout
         try:
-            intent = await checkout.provider.retrieve(intent_id)
-            order = await checkout.store.order_by_intent(intent_id)
+            intent = await self._provider.retrieve(intent_id)
+            order = await self._orders.order_by_intent(intent_id)
             if order is None and intent.order_id:
-                order = await checkout.store.get_order(intent.order_id)
+                order = await self._orders.get_order(intent.order_id)
             if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
                 return
             if intent.status in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.SUCCEEDED):
-                await checkout.settle_authorized(order)
+                await self._settlement.authorized(order)
             elif intent.status is IntentStatus.CANCELED:
-                await checkout.settle_failed(order)
+                await self._settlement.failed(order)
             # requires_payment_method after a failure: the buyer may try another card
         except asyncio.CancelledError:
             raise

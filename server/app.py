@@ -1,55 +1,56 @@
-"""The app factory: every long-lived part of livecart, wired once, held in typed AppKeys."""
+"""The composition root: every package's routes and running parts, wired once into one app.
+
+Each package exports its routes (`<package>.routes.ROUTES`) and its cleanup context
+(`<package>.app.running`), and declares what it needs of a sibling as a small protocol; this
+is the one module that knows every package, so it is where those protocols meet their
+implementations: checkout asks streaming's stream store about streams, streaming asks
+checkout's catalog and sales for product cards and the running sale, and a stream's room
+asks streaming's stream bodies about its subject.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 
+import redis.asyncio as redis
 from aiohttp import WSCloseCode, web
 
-from chat import ws as chat_routes
-from chat.broker import Broker
-from chat.broker_memory import MemoryBroker
-from chat.broker_redis import RedisBroker, connect
-from chat.hub import Hub, HubSettings
-from chat.roomstate import MemoryRoomState, RoomState
-from chat.roomstate_redis import RedisRoomState
+import chat.app
+import checkout.app
+import streaming.app
+from chat import routes as chat_routes
+from chat.hub import HubSettings
 from chat.session import ChatLimits
 from checkout import routes as checkout_routes
-from checkout.accounts import Authenticator
-from checkout.catalog import Catalog
-from checkout.checkout import Checkout
-from checkout.payments import DemoProvider, PaymentProvider
-from checkout.payments_stripe import StripeProvider
-from checkout.stock import MemoryStock, Stock
-from checkout.stock_redis import RedisStock
-from checkout.store import Store, open_store
-from checkout.webhooks import StripeWebhooks
 from config.settings import Settings
-from server import health, keys, openapi
-from server.chores import Chores
-from server.metrics import Metrics
+from core import routes as account_routes
+from core.accounts import AccountStore, Authenticator
+from core.db.driver import Driver
+from core.http import ACCOUNTS, AUTH, METRICS, READINESS, SETTINGS, WEBSOCKETS, ReadinessCheck, Route
+from core.metrics import Metrics
+from core.redis import answer, connect
+from server import health, openapi
+from server.database import open_database
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
-from server.routing import Route
 from streaming import routes as streaming_routes
-from streaming import webrtc_routes
-from streaming.streams import Streams
+from streaming.routes import webrtc
+from streaming.streams_sql import StreamStore
 
-HUB_SETTINGS: web.AppKey[HubSettings] = web.AppKey("hub_settings")
-SWEEP_INTERVAL_S = 1.0  # unpaid orders expire within a second of their time
-STOCK_TICK_S = 0.2  # the room hears the stock left at most this often (once per tick in a rush)
-RECONCILE_INTERVAL_S = 30.0  # and the provider is asked about waiting orders this often
+DATABASE: web.AppKey[Driver] = web.AppKey("database")
 
 
 def all_routes() -> list[Route]:
     return [
         *health.ROUTES,
         *openapi.ROUTES,
+        *account_routes.ROUTES,
         *checkout_routes.ROUTES,
         *streaming_routes.ROUTES,
-        *webrtc_routes.ROUTES,
         *chat_routes.ROUTES,
     ]
 
@@ -59,96 +60,75 @@ def create_app(
 ) -> web.Application:
     """The whole server. `hub_settings` and `chat_limits` tune rooms beyond the settings (tests)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe, cors, errors])
-    app[keys.SETTINGS] = settings
-    app[HUB_SETTINGS] = hub_settings or HubSettings(send_buffer_limit=settings.ws_send_buffer_bytes)
-    app[keys.METRICS] = Metrics()
-    app[keys.WEBSOCKETS] = weakref.WeakSet()
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[WEBSOCKETS] = weakref.WeakSet()
     app[IN_FLIGHT] = InFlight()
-    app[health.READINESS] = {}
-    app[keys.CHAT_LIMITS] = chat_limits or ChatLimits(
-        chat_per_s=settings.chat_rate_per_s, chat_burst=settings.chat_burst
-    )
+    app[READINESS] = {}
 
     routes = all_routes()
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
-    app[keys.ROUTES] = routes
+    webrtc.add_options(app)
     app[openapi.DOCUMENT] = openapi.build(routes, version("livecart"))
     if health.STATIC_DIR.is_dir():
         app.router.add_static("/static/", health.STATIC_DIR)
 
-    app.cleanup_ctx.append(_services_ctx)
-    webrtc_routes.setup(app)  # after _services_ctx: the relay uses Streams
+    app.cleanup_ctx.append(functools.partial(_running, hub_settings=hub_settings, chat_limits=chat_limits))
     app.on_shutdown.append(_close_websockets)
     return app
 
 
-def _provider(settings: Settings) -> PaymentProvider:
-    """Stripe when a secret key is set; otherwise the demo provider, which moves no money."""
-    if settings.stripe_secret_key:
-        return StripeProvider(
-            settings.stripe_secret_key, settings.stripe_publishable_key, settings.stripe_api_base
+async def _running(
+    app: web.Application, *, hub_settings: HubSettings | None, chat_limits: ChatLimits | None
+) -> AsyncIterator[None]:
+    """Start every part in the order they depend on each other; stop them in reverse."""
+    settings = app[SETTINGS]
+    async with contextlib.AsyncExitStack() as stack:
+        db = await open_database(settings.effective_database_url)
+        stack.push_async_callback(db.close)
+        app[DATABASE] = db
+        app[READINESS]["database"] = db.ping
+        client = None
+        if settings.redis_url:
+            client = connect(settings.redis_url)
+            stack.push_async_callback(client.aclose)
+            app[READINESS]["redis"] = _pinger(client)
+        accounts = AccountStore(db)
+        app[ACCOUNTS] = accounts
+        app[AUTH] = Authenticator(accounts, settings.admin_token)
+
+        hub = await stack.enter_async_context(
+            chat.app.running(app, settings, client, hub_settings=hub_settings, chat_limits=chat_limits)
         )
-    return DemoProvider()
+        stream_store = StreamStore(db)
+        shop = await stack.enter_async_context(
+            checkout.app.running(
+                app, settings, db, client, accounts=accounts, streams=stream_store, rooms=hub
+            )
+        )
+        show = await stack.enter_async_context(
+            streaming.app.running(
+                app,
+                settings,
+                stream_store,
+                client,
+                products=shop.catalog,
+                sales=shop.sales,
+                viewers=hub.viewers,
+                rooms=hub,
+            )
+        )
+        show.streams.ended_listeners.append(shop.orders.forget_stream)
+        app[chat.app.SUBJECTS] = show.views
+        yield
 
 
-async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    store: Store = await open_store(settings.effective_database_url)
-    client = connect(settings.redis_url) if settings.redis_url else None
-    try:
-        broker: Broker
-        state: RoomState
-        if client is not None:
-            assert settings.redis_url is not None
-            broker = RedisBroker(settings.redis_url, client=client)
-            state = RedisRoomState(client)
-        else:
-            broker, state = MemoryBroker(), MemoryRoomState()
-        hub = Hub(broker, state, app[HUB_SETTINGS])
-        app[keys.STORE] = store
-        app[keys.HUB] = hub
-        app[keys.AUTH] = Authenticator(store, settings.admin_token)
-        app[keys.CATALOG] = Catalog(store)
-        stock: Stock = RedisStock(client) if client is not None else MemoryStock()
-        checkout = Checkout(
-            store, stock, _provider(settings), hub, reservation_ttl_s=settings.reservation_ttl_s
-        )
-        app[keys.CHECKOUT] = checkout
-        webhooks = None
-        if settings.stripe_secret_key and settings.stripe_webhook_secret:
-            webhooks = StripeWebhooks(checkout, settings.stripe_webhook_secret)
-        app[keys.WEBHOOKS] = webhooks
-        app[keys.STREAMS] = Streams(
-            store,
-            settings.effective_public_url,
-            events=hub,
-            viewers=hub.viewers,
-            sales=checkout.current_sale_view,
-        )
-        app[keys.STREAMS].ended_listeners.append(checkout.forget_stream)
-        app[keys.METRICS].track_hub(hub)
-        checks = app[health.READINESS]
-        checks["database"] = store.ping
-        if client is not None:
-            checks["redis"] = broker.ping
-        await hub.start()
-        chores = Chores()
-        chores.every(SWEEP_INTERVAL_S, checkout.sweep, "checkout-sweep")
-        chores.every(STOCK_TICK_S, checkout.announce_stock, "checkout-stock")
-        chores.every(RECONCILE_INTERVAL_S, checkout.reconcile, "checkout-reconcile", first=0.0)
-        try:
-            yield
-        finally:
-            await chores.stop()
-            if webhooks is not None:
-                await webhooks.close()
-            await hub.close()
-            await checkout.provider.close()
-    finally:
-        if client is not None:
-            await client.aclose()
-        await store.close()
+def _pinger(client: redis.Redis) -> ReadinessCheck:
+    async def ping() -> None:
+        await answer(client.ping())
+
+    return ping
 
 
 async def drain(app: web.Application, timeout: float) -> bool:
@@ -164,7 +144,7 @@ async def drain(app: web.Application, timeout: float) -> bool:
 
 async def _close_websockets(app: web.Application, timeout: float = 5.0) -> None:
     """Send every socket a 1001 close at once and give the peers `timeout` to answer."""
-    open_sockets = app[keys.WEBSOCKETS]
+    open_sockets = app[WEBSOCKETS]
     sockets = list(open_sockets)
     if not sockets:
         return

@@ -21,11 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from checkout.accounts import create_account, ensure_admin_token
-from checkout.store import Role, StoreError, open_store
 from config.settings import ConfigError, Settings, describe, load_settings, redact_url
-from server import logs
+from core import logs
+from core.accounts import AccountStore, ensure_admin_token
+from core.db.driver import StoreError
+from server import demo
 from server.app import create_app, drain
+from server.database import open_database
 from server.middleware import IN_FLIGHT
 
 log = logging.getLogger("livecart.server")
@@ -51,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serving(serve)
     serve.add_argument("--demo", action="store_true", help="seed demo accounts and a stream first")
-    demo = sub.add_parser("demo", help="seed a brand, a host, products and a stream, then serve")
-    serving(demo)
+    demo_command = sub.add_parser("demo", help="seed a brand, a host, products and a stream, then serve")
+    serving(demo_command)
     common(sub.add_parser("config", help="print the effective settings, secrets masked"))
     common(sub.add_parser("migrate", help="bring the database schema up to date and exit"))
     return parser
@@ -78,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     worker_child = getattr(args, "worker_child", False)
     if not worker_child:
-        demo = args.command == "demo" or getattr(args, "demo", False)
+        seed_demo = args.command == "demo" or getattr(args, "demo", False)
         try:
-            asyncio.run(_prepare(settings, demo=demo))
+            asyncio.run(_prepare(settings, seed_demo=seed_demo))
         except (StoreError, OSError) as exc:
             url = redact_url(settings.effective_database_url)
             print(f"livecart: database {url}: {exc}", file=sys.stderr)
@@ -101,52 +103,27 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def _prepare(settings: Settings, *, demo: bool) -> None:
+async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
     """Migrate, make sure there is an admin token (printed once), and seed the demo."""
     if settings.effective_database_url.startswith("sqlite:"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(settings.effective_database_url)
+    db = await open_database(settings.effective_database_url)
     try:
-        token = await ensure_admin_token(store, settings.admin_token)
+        token = await ensure_admin_token(AccountStore(db), settings.admin_token)
         if token is not None:
             print(f"admin token: {token}", flush=True)
             print("  (printed once; keep it, or set LIVECART_ADMIN_TOKEN)", flush=True)
-        if demo:
-            await _seed_demo(store, settings)
+        if seed_demo:
+            seeded = await demo.seed(db)
+            url = f"{settings.effective_public_url}/api/streams/{seeded.stream_id}"
+            print(f"demo brand token: {seeded.brand_token}", flush=True)
+            print(f"demo host token:  {seeded.host_token}", flush=True)
+            print(f"demo stream:      {url}", flush=True)
+            print(f"  publish (WHIP, host token, e.g. from OBS): {url}/whip", flush=True)
+            print(f"  watch (WHEP):                              {url}/whep", flush=True)
+            print(f"  live events (WebSocket):                   {url}/ws", flush=True)
     finally:
-        await store.close()
-
-
-async def _seed_demo(store: Any, settings: Settings) -> None:
-    brand, brand_token = await create_account(store, Role.BRAND, "Demo Brand")
-    host, host_token = await create_account(store, Role.HOST, "Demo Host")
-    products = [
-        await store.create_product(
-            brand_id=brand.id,
-            title=title,
-            price=price,
-            currency="USD",
-            stock=stock,
-            image_url=None,
-            description=description,
-        )
-        for title, price, stock, description in (
-            ("Silk scarf", 2900, 50, "Hand-rolled edges, 90 x 90 cm."),
-            ("Lip tint", 1500, 200, "Long-wear, three shades."),
-            ("Canvas tote", 3900, 30, "Heavy canvas, inside pocket."),
-        )
-    ]
-    stream = await store.create_stream(
-        host_id=host.id, title="Demo show", product_ids=[p.id for p in products]
-    )
-    url = settings.effective_public_url
-    print(f"demo brand token: {brand_token}", flush=True)
-    print(f"demo host token:  {host_token}", flush=True)
-    print(f"demo stream:      {url}/api/streams/{stream.id}", flush=True)
-    print("  pages (they arrive with the pages issue; the API above works now):", flush=True)
-    print(f"  studio (host):  {url}/studio/{stream.id}", flush=True)
-    print(f"  watch (viewer): {url}/watch/{stream.id}", flush=True)
-    print(f"  dashboard:      {url}/dashboard/{stream.id}", flush=True)
+        await db.close()
 
 
 async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> int:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 from aiohttp import web
 
-from server import keys
-from server.metrics import CONTENT_TYPE
-from server.routing import Route, json_response
+from core.http import METRICS, READINESS, ReadinessCheck, Route, json_response
+from core.metrics import CONTENT_TYPE
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 CHECK_TIMEOUT_S = 2.0
-
-# A readiness check: raises (or times out) when its backend does not answer.
-ReadinessCheck = Callable[[], Awaitable[None]]
-READINESS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("readiness")
 
 
 class Health(msgspec.Struct):
@@ -61,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[keys.METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def index(request: web.Request) -> web.FileResponse:

@@ -14,11 +14,10 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from checkout.store import StoreError
-from server import keys
-from server.errors import LivecartError, RateLimited, Unavailable
-from server.logs import log
-from server.routing import json_response
+from core.db.driver import StoreError
+from core.errors import LivecartError, RateLimited, Unavailable
+from core.http import METRICS, SETTINGS, json_response
+from core.logs import log
 
 access_log = logging.getLogger("livecart.http")
 error_log = logging.getLogger("livecart.errors")
@@ -89,7 +88,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         elapsed = time.perf_counter() - started
         route = route_label(request)
         if route != "/metrics":
-            request.app[keys.METRICS].observe(request.method, route, status, elapsed)
+            request.app[METRICS].observe(request.method, route, status, elapsed)
         if access_log.isEnabledFor(logging.INFO):  # spare building the fields when it is off
             log(
                 access_log,
@@ -119,7 +118,7 @@ def _allowed_origin(request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    allowed = request.app[keys.SETTINGS].cors_origins
+    allowed = request.app[SETTINGS].cors_origins
     if "*" in allowed:
         return "*"
     return origin if origin.rstrip("/") in allowed else None

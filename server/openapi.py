@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from server.routing import Route, json_response
+from core.http import Route, json_response
 
 _PARAM = re.compile(r"\{(\w+)\}")
 _STATUS_TEXT = {

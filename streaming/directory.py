@@ -12,6 +12,14 @@ import time
 from typing import Protocol
 
 
+class OwnedElsewhere(Exception):
+    """The stream's publisher is on another node; the viewer should ask `node_url`."""
+
+    def __init__(self, node_url: str) -> None:
+        super().__init__(node_url)
+        self.node_url = node_url
+
+
 class Directory(Protocol):
     async def claim(self, stream_id: str, node: str, ttl_s: float) -> str:
         """Take (or keep) the stream for `node`; returns the owner afterwards, maybe another node."""

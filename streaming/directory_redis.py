@@ -7,9 +7,8 @@ stream get one answer and a node never drops another node's claim.
 from __future__ import annotations
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from server.errors import Unavailable
+from core.redis import answer
 
 _CLAIM = """
 local current = redis.call('GET', KEYS[1])
@@ -42,23 +41,14 @@ class RedisDirectory:
         self._release = client.register_script(_RELEASE)
 
     async def claim(self, stream_id: str, node: str, ttl_s: float) -> str:
-        try:
-            owner = await self._claim(keys=[_key(stream_id)], args=[node, max(1, int(ttl_s * 1000))])
-        except RedisError as exc:
-            raise Unavailable(f"stream directory unavailable: {exc}", code="redis_unavailable") from None
+        owner = await answer(self._claim(keys=[_key(stream_id)], args=[node, max(1, int(ttl_s * 1000))]))
         return _text(owner) or node
 
     async def owner(self, stream_id: str) -> str | None:
-        try:
-            return _text(await self._client.get(_key(stream_id)))
-        except RedisError as exc:
-            raise Unavailable(f"stream directory unavailable: {exc}", code="redis_unavailable") from None
+        return _text(await answer(self._client.get(_key(stream_id))))
 
     async def release(self, stream_id: str, node: str) -> None:
-        try:
-            await self._release(keys=[_key(stream_id)], args=[node])
-        except RedisError as exc:
-            raise Unavailable(f"stream directory unavailable: {exc}", code="redis_unavailable") from None
+        await answer(self._release(keys=[_key(stream_id)], args=[node]))
 
     async def close(self) -> None:
         if self._owns_client:

@@ -9,13 +9,14 @@ frames the relay packetized once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -24,8 +25,8 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
-from server.errors import BadRequest
-from server.logs import log
+from core.errors import BadRequest
+from core.logs import log
 from streaming import hooks
 
 logger = logging.getLogger("livecart.relay")
@@ -176,3 +177,14 @@ async def close_quietly(pc: RTCPeerConnection) -> None:
         await pc.close()
     except AttributeError as exc:
         log(logger, logging.WARNING, "peer connection closed uncleanly", error=repr(exc))
+
+
+def pli_sender(receiver: RTCRtpReceiver, ssrc: int | None) -> Callable[[], Awaitable[None]]:
+    """What asks the publisher for a keyframe (RTCP PLI) on the media `receiver` gets."""
+
+    async def send() -> None:
+        ssrcs = [ssrc] if ssrc is not None else [s.source for s in receiver.getSynchronizationSources()]
+        for media_ssrc in ssrcs:
+            await hooks.send_pli(receiver, media_ssrc)
+
+    return send

@@ -28,7 +28,7 @@ from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from server.logs import log
+from core.logs import log
 from streaming import hooks
 
 logger = logging.getLogger("livecart.relay")

@@ -17,25 +17,18 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
+from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
 
-from checkout.store import Account, StreamState
-from server.errors import Conflict, LivecartError, NotFound
-from server.logs import log
+from core.errors import BadRequest, Conflict, LivecartError, NotFound
+from core.identity import Account
+from core.logs import log
 from streaming import hooks, peers
-from streaming.directory import Directory
+from streaming.directory import Directory, OwnedElsewhere
+from streaming.records import StreamState
 from streaming.relay import Feed, KeyframeRequests, ViewerTrack
 from streaming.streams import Streams
 
 logger = logging.getLogger("livecart.relay")
-
-
-class OwnedElsewhere(Exception):
-    """The stream's publisher is on another node; the viewer should ask `node_url`."""
-
-    def __init__(self, node_url: str) -> None:
-        super().__init__(node_url)
-        self.node_url = node_url
 
 
 @dataclass(frozen=True)
@@ -114,11 +107,11 @@ class Sessions:
     # -- publishing (WHIP) --------------------------------------------------------------------
     async def publish(self, principal: Account | None, stream_id: str, sdp: str) -> Peer:
         stream = await self._streams.check_owner(principal, stream_id)
-        if stream.state is StreamState.ENDED:
+        if stream.ended:
             raise Conflict("the stream has ended", code="stream_ended")
         offer = peers.parse_offer(sdp)
         if not any(line.direction in peers.SENDING for line in offer.media):
-            raise BadRequestNoMedia()
+            raise BadRequest("the offer sends no audio or video", code="no_media")
         relay = self.relays.get(stream_id)
         if relay is None:
             relay = self.relays[stream_id] = StreamRelay(stream_id)
@@ -173,7 +166,7 @@ class Sessions:
                 if feed is None:
                     feed = relay.feeds[line.kind] = Feed(line.kind, codec, KeyframeRequests(_nothing))
                 receiver = transceiver.receiver
-                feed.follow(receiver.track, _pli(receiver, line.ssrc))
+                feed.follow(receiver.track, peers.pli_sender(receiver, line.ssrc))
             if changed:
                 for viewer in list(relay.viewers.values()):
                     await self._close_viewer(relay, viewer)
@@ -254,7 +247,7 @@ class Sessions:
             transceivers.append((transceiver, feed))
         if all(feed is None for _, feed in transceivers):
             await peers.close_quietly(pc)
-            raise BadRequestNoMedia("the offer receives none of the stream's media")
+            raise BadRequest("the offer receives none of the stream's media", code="no_media")
 
         def prepare() -> None:
             for transceiver, feed in transceivers:
@@ -381,7 +374,7 @@ class Sessions:
             return
         owner = await self._directory.claim(relay.stream_id, self.node_url, self.settings.directory_ttl_s)
         stream = await self._streams.get(relay.stream_id)
-        if owner != self.node_url or stream.state is StreamState.ENDED:
+        if owner != self.node_url or stream.ended:
             # Ended over HTTP, or another node holds it now: this node lets go.
             await self._end(relay, mark_ended=False)
 
@@ -396,22 +389,5 @@ class Sessions:
         return len(relay.viewers) if relay else 0
 
 
-class BadRequestNoMedia(LivecartError):
-    status = 400
-    code = "no_media"
-
-    def __init__(self, message: str = "the offer sends no audio or video") -> None:
-        super().__init__(message)
-
-
 async def _nothing() -> None:
     return None
-
-
-def _pli(receiver: RTCRtpReceiver, ssrc: int | None) -> Any:
-    async def send() -> None:
-        ssrcs = [ssrc] if ssrc is not None else [s.source for s in receiver.getSynchronizationSources()]
-        for media_ssrc in ssrcs:
-            await hooks.send_pli(receiver, media_ssrc)
-
-    return send

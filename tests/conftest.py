@@ -21,11 +21,11 @@ from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
 from server.app import create_app
+from tests.databases import PG_URL, Backend, Stores, postgres_backend, sqlite_backend
 from tests.procs import free_port
 
 __all__ = ["ADMIN_TOKEN", "PG_URL", "REDIS_URL", "Api", "free_port"]
 
-PG_URL = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LIVECART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
 
@@ -47,6 +47,22 @@ async def pg_schema_url() -> AsyncIterator[str]:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
     finally:
         await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A database of this test's own for the store suites, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        async with sqlite_backend(tmp_path) as backend:
+            yield backend
+    else:
+        async with postgres_backend() as backend:
+            yield backend
+
+
+@pytest.fixture
+async def stores(backend: Backend) -> Stores:
+    return await backend.open()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from checkout.batch import Batcher
+from core.batch import Batcher
 
 
 class Recorder:

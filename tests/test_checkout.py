@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from checkout.app import SHOP
 from config.settings import Settings
-from server import keys
-from server.app import create_app
+from server.app import DATABASE, create_app
 from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api
 
 
@@ -104,8 +104,8 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     assert again["status"] == "paid"
     _, fetched = await shop.call("GET", f"/api/orders/{order['id']}", mia["token"], expect=200)
     assert fetched["status"] == "paid"
-    store = shop.client.app[keys.STORE]
-    figures = await store.stream_sales(stream["id"])  # what brand monitoring reads
+    orders = shop.client.app[SHOP].orders.store
+    figures = await orders.stream_sales(stream["id"])  # what brand monitoring reads
     assert (figures.orders, figures.units, figures.buyers) == (1, 2, 1)
     assert [(p.product_id, p.gmv) for p in figures.products] == [(product["id"], 1980)]
     assert [(m.orders, m.gmv) for m in figures.timeline] == [(1, 1980)]
@@ -115,10 +115,10 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     _, refunded = await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
     assert refunded["status"] == "refunded"
     await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
-    assert (await store.stream_sales(stream["id"])).orders == 0  # the refund took it back out
+    assert (await orders.stream_sales(stream["id"])).orders == 0  # the refund took it back out
     status, error = await shop.call("POST", f"/api/orders/{order['id']}/cancel", mia["token"])
     assert status == 409 and error["error"]["code"] == "order_paid"
-    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.sold, counts.held, counts.remaining) == (2, 0, 1)
 
 
@@ -188,11 +188,11 @@ async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
     assert status == 201 and order["sale_id"] is None and order["unit_price"] == 2900
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 0  # 5 - 3 for the sale - 2 held by this order
-    checkout = shop.client.app[keys.CHECKOUT]
-    await checkout.sweep()  # the ended sale gives its 3 unsold units back
+    upkeep = shop.client.app[SHOP].upkeep
+    await upkeep.sweep()  # the ended sale gives its 3 unsold units back
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 3
-    await checkout.sweep()
+    await upkeep.sweep()
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 3  # once only
     status, error = await _buy(shop, viewer, stream, product, 4)
@@ -209,11 +209,11 @@ async def test_unpaid_orders_expire_and_their_units_return(
     _, held = await _buy(shop, viewer, stream, product)
     _, regular_product = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     await asyncio.sleep(0.4)
-    checkout = shop.client.app[keys.CHECKOUT]
-    await checkout.sweep()
+    upkeep = shop.client.app[SHOP].upkeep
+    await upkeep.sweep()
     _, order = await shop.call("GET", f"/api/orders/{held['id']}", viewer["token"], expect=200)
     assert order["status"] == "expired"
-    counts = await checkout.stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.remaining, counts.held, counts.sold) == (1, 0, 0)
     status, error = await shop.call("POST", f"/api/orders/{held['id']}/demo-pay", viewer["token"])
     assert status == 409 and error["error"]["code"] == "order_expired"
@@ -310,7 +310,7 @@ async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
         *(shop.call("POST", f"/api/orders/{o['id']}/demo-pay", by_id[o["viewer_id"]]["token"]) for o in won)
     )
     assert [status for status, _ in paid] == [200] * 20
-    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.sold, counts.held, counts.remaining) == (20, 0, 0)
 
 
@@ -328,7 +328,7 @@ async def test_a_retried_tap_gets_its_order_even_after_the_sale_sold_out_or_ende
     assert status == 200 and again["id"] == order["id"]
     status, error = await _buy(shop, viewer, stream, product, 2, key="last-unit", sale_id=sale["id"])
     assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
-    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.held, counts.remaining) == (1, 0)  # the retries held nothing more
 
 
@@ -339,9 +339,9 @@ async def test_a_database_that_stops_answering_mid_buy_takes_no_units(shop: Api)
     status, _ = await _buy(shop, viewer, stream, product, sale_id=sale["id"])
     assert status == 201  # the stream and sale are now remembered: the next buy reserves first
 
-    await shop.client.app[keys.STORE].close()
+    await shop.client.app[DATABASE].close()
     taps = await asyncio.gather(*(_buy(shop, viewer, stream, product, sale_id=sale["id"]) for _ in range(3)))
 
     assert [(status, body["error"]["code"]) for status, body in taps] == [(503, "database_unavailable")] * 3
-    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.remaining, counts.held) == (4, 1)  # the refused taps' holds went back

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from server import chores as chores_module
-from server.chores import Chores
+from core import chores as chores_module
+from core.chores import Chores
 
 
 async def test_a_failing_chore_runs_again() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.app import DATABASE
 from tests.conftest import ADMIN_TOKEN, Api
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -94,9 +95,7 @@ async def test_health_and_readiness(api: Api) -> None:
 
 
 async def test_readiness_names_the_database_when_it_stops_answering(api: Api) -> None:
-    from server import keys
-
-    await api.client.app[keys.STORE].close()
+    await api.client.app[DATABASE].close()
     status, body = await api.call("GET", "/readyz")
     assert status == 503
     assert body["error"]["code"] == "not_ready"

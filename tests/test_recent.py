@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.recent import Recent
+from core.recent import Recent
 
 
 class Source:

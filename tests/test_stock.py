@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from chat.broker_redis import connect
 from checkout.stock import (
     Counts,
     HoldState,
@@ -25,6 +24,7 @@ from checkout.stock import (
     UnknownSale,
 )
 from checkout.stock_redis import RedisStock
+from core.redis import connect
 from tests.conftest import REDIS_URL
 
 

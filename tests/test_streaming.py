@@ -19,9 +19,9 @@ from aiortc.rtp import RtpPacket
 from yarl import URL
 
 from config.settings import Settings
-from server import keys
 from server.app import create_app
 from streaming import hooks
+from streaming.app import RELAY_SETTINGS, SHOW
 from streaming.sessions import RelaySettings
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, Api
@@ -45,7 +45,7 @@ def rtc_settings(tmp_path: Path) -> Settings:
 async def rtc_api(aiohttp_client: Callable[[Any], Awaitable[TestClient]], rtc_settings: Settings) -> Api:
     hooks.install(("127.0.0.1",))  # the test's own peers too
     app = create_app(rtc_settings)
-    app[keys.RELAY_SETTINGS] = FAST
+    app[RELAY_SETTINGS] = FAST
     return Api(await aiohttp_client(app))
 
 
@@ -135,7 +135,7 @@ async def test_only_loopback_candidates_and_no_ice_server(rtc_api: Api) -> None:
         for sdp in (offer, answer):
             found = candidates(sdp)
             assert found and all(" 127.0.0.1 " in c and " typ host" in c for c in found), found
-        relay = rtc_api.client.app[keys.RELAY]
+        relay = rtc_api.client.app[SHOW].relay
         (peer,) = [r.publisher for r in relay.relays.values()]
         assert peer is not None
         for transceiver in peer.pc.getTransceivers():
@@ -158,7 +158,7 @@ async def test_late_joiner_gets_a_picture_within_a_second(rtc_api: Api) -> None:
         await rtc.wait_for(lambda: got_late.video, 5, "the late joiner's first frame")
         waited = got_late.video[0][0] - asked
         assert waited < 1.0, f"late joiner waited {waited:.2f}s for a picture"
-        feed = rtc_api.client.app[keys.RELAY].relays[stream["id"]].feeds["video"]
+        feed = rtc_api.client.app[SHOW].relay.relays[stream["id"]].feeds["video"]
         assert feed.keyframes.sent >= 2  # one per joining viewer, forwarded to the publisher
     finally:
         for pc, got in ((late, got_late), (first, got_first)):
@@ -197,7 +197,7 @@ async def test_h264_constrained_baseline_is_relayed(rtc_api: Api) -> None:
     viewer, got = None, None
     try:
         await wait_state(rtc_api, stream, "live")
-        feed = rtc_api.client.app[keys.RELAY].relays[stream["id"]].feeds["video"]
+        feed = rtc_api.client.app[SHOW].relay.relays[stream["id"]].feeds["video"]
         assert feed.codec.mimeType == "video/H264"
         viewer, got, _ = await watch(rtc_api, stream, audio=True)  # asks for audio the stream lacks
         await rtc.wait_for(lambda: len(got.video) >= 15, 10, "H264 frames at the viewer")
@@ -222,7 +222,7 @@ async def test_publisher_gone_ends_the_stream_after_grace_and_nothing_is_left(rt
     host, stream = await _show(rtc_api)
     pub, _ = await publish(rtc_api, host, stream)
     viewer, got, _ = await watch(rtc_api, stream)
-    relay = rtc_api.client.app[keys.RELAY]
+    relay = rtc_api.client.app[SHOW].relay
     try:
         await rtc.wait_for(lambda: len(got.video) > 3, 10, "frames")
         assert _relay_threads()
@@ -252,9 +252,7 @@ async def test_host_ending_the_stream_closes_its_sessions_at_once(
 ) -> None:
     hooks.install(("127.0.0.1",))
     app = create_app(rtc_settings)
-    app[keys.RELAY_SETTINGS] = RelaySettings(
-        publisher_grace_s=0.5, directory_ttl_s=60.0, connect_timeout_s=5.0
-    )
+    app[RELAY_SETTINGS] = RelaySettings(publisher_grace_s=0.5, directory_ttl_s=60.0, connect_timeout_s=5.0)
     api = Api(await aiohttp_client(app))
     host, stream = await _show(api)
     pub, _ = await publish(api, host, stream)
@@ -264,7 +262,7 @@ async def test_host_ending_the_stream_closes_its_sessions_at_once(
         await api.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
         # not at the next directory refresh (20 s away here): now
         await rtc.wait_for(lambda: viewer.connectionState in ("closed", "failed"), 2, "viewer closed")
-        assert app[keys.RELAY].relays == {}
+        assert app[SHOW].relay.relays == {}
     finally:
         await rtc.close(viewer, got)
         await rtc.close(pub)
@@ -295,7 +293,7 @@ async def test_delete_sessions(rtc_api: Api) -> None:
     host, stream = await _show(rtc_api)
     pub, session = await publish(rtc_api, host, stream)
     viewer, got, viewing = await watch(rtc_api, stream)
-    relay = rtc_api.client.app[keys.RELAY]
+    relay = rtc_api.client.app[SHOW].relay
     try:
         assert len(relay.relays[stream["id"]].viewers) == 1
         await rtc_api.call("DELETE", viewing, expect=204)
@@ -389,7 +387,7 @@ async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retrans
     try:
         viewer, got, _ = await watch(rtc_api, stream)
         await rtc.wait_for(lambda: len(got.video) >= 10 and got.audio >= 10, 10, "frames at the viewer")
-        (peer,) = rtc_api.client.app[keys.RELAY].relays[stream["id"]].viewers.values()
+        (peer,) = rtc_api.client.app[SHOW].relay.relays[stream["id"]].viewers.values()
         senders = {t.sender.track: t.sender for t in peer.pc.getTransceivers() if t.sender.track}
         assert len(peer.tracks) == 2
         for track in peer.tracks:

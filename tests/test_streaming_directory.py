@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from chat.broker_redis import connect
+from core.redis import connect
 from streaming import hooks
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkout.store import StreamState
-from server import keys
+from streaming.app import SHOW
+from streaming.records import StreamState
 from tests.conftest import ADMIN_TOKEN, Api
 
 
@@ -67,7 +67,7 @@ async def test_list_puts_live_first_then_scheduled_then_ended(api: Api) -> None:
     third = await api.stream(host, [], title="Third")
     await api.call("POST", f"/api/streams/{first['id']}/end", host["token"], expect=200)
     # going live is WHIP's job; here the domain call stands in for a publisher connecting
-    await api.client.app[keys.STREAMS].set_state(third["id"], StreamState.LIVE)
+    await api.client.app[SHOW].streams.set_state(third["id"], StreamState.LIVE)
     _, body = await api.call("GET", "/api/streams", expect=200)
     assert [s["title"] for s in body["streams"]] == ["Third", "Second", "Friday show"]
     assert [s["state"] for s in body["streams"]] == ["live", "scheduled", "ended"]

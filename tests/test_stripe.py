@@ -25,8 +25,8 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from checkout.app import SHOP
 from config.settings import Settings
-from server import keys
 from server.app import create_app
 from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, free_port
 
@@ -233,14 +233,14 @@ async def test_paid_through_stripe_by_webhook(shop: Api, buyer: stripe.StripeCli
     latest = captured.latest_charge
     charge = await client.v1.charges.retrieve_async(latest if isinstance(latest, str) else latest.id)
     assert charge.amount_refunded == 990  # the money went back
-    counts = await shop.client.app[keys.CHECKOUT].stock.counts(sale["id"])
+    counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.sold, counts.held) == (1, 0)
 
 
 async def test_the_same_order_never_opens_two_intents(shop: Api) -> None:
     _, order, _, _ = await _show_and_order(shop)
-    checkout = shop.client.app[keys.CHECKOUT]
-    stored = await checkout.store.get_order(order["id"])
+    checkout = shop.client.app[SHOP]
+    stored = await checkout.orders.store.get_order(order["id"])
     assert stored is not None
     again = await checkout.provider.create_intent(stored)  # a retry after a timeout
     assert again.id == order["payment"]["intent_id"]
@@ -248,7 +248,7 @@ async def test_the_same_order_never_opens_two_intents(shop: Api) -> None:
 
 async def test_a_lost_hold_is_never_charged(shop: Api, buyer: stripe.StripeClient) -> None:
     viewer, order, sale, _ = await _show_and_order(shop)
-    checkout = shop.client.app[keys.CHECKOUT]
+    checkout = shop.client.app[SHOP]
     await checkout.stock.release(sale["id"], order["id"])  # as if the hold had expired meanwhile
     client = buyer
     await _pay_in_browser(client, order["payment"]["intent_id"])
@@ -272,7 +272,7 @@ async def test_reconciler_finishes_what_a_lost_webhook_left(
     await asyncio.sleep(0.5)
     _, waiting = await shop.call("GET", f"/api/orders/{order['id']}", viewer["token"], expect=200)
     assert waiting["status"] == "pending_payment"
-    assert await shop.client.app[keys.CHECKOUT].reconcile() == 1
+    assert await shop.client.app[SHOP].upkeep.reconcile() == 1
     _, paid = await shop.call("GET", f"/api/orders/{order['id']}", viewer["token"], expect=200)
     assert paid["status"] == "paid"
 

@@ -17,10 +17,10 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from hypothesis import strategies as st
 
+from chat.app import HUB
 from chat.hub import HubSettings
 from chat.session import ChatLimits
 from config.settings import Settings
-from server import keys
 from server.app import create_app, drain
 from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api
 
@@ -158,7 +158,7 @@ async def test_anonymous_sockets_only_read(live: Api) -> None:
         error = await anon.expect("error")
         assert error["data"]["code"] == "read_only"
     await other.nothing_of("chat")
-    assert await live.client.app[keys.HUB].broker.last_seq(stream["id"]) == 0
+    assert await live.client.app[HUB].broker.last_seq(stream["id"]) == 0
 
 
 async def test_pins_and_state_reach_the_room(live: Api) -> None:
@@ -222,7 +222,7 @@ async def test_bad_frames_get_errors_and_abuse_closes_1008(live: Api) -> None:
     with pytest.raises(ConnectionError, match="1008"):
         for _ in range(3):
             await sock.expect("never")
-    assert await live.client.app[keys.HUB].broker.last_seq(stream["id"]) == 0
+    assert await live.client.app[HUB].broker.last_seq(stream["id"]) == 0
 
 
 async def test_rate_limit(live: Api) -> None:
@@ -320,15 +320,15 @@ async def test_likes_are_aggregated_and_viewers_counted(live: Api) -> None:
     viewers = await socks[0].expect("viewers")
     while viewers["data"]["count"] != 1:
         viewers = await socks[0].expect("viewers")
-    assert await live.client.app[keys.HUB].state.unique_viewers(stream["id"]) == 2
+    assert await live.client.app[HUB].state.unique_viewers(stream["id"]) == 2
 
 
 async def test_bursts_go_out_batched_and_in_order(live: Api) -> None:
     _, stream, _ = await _show(live)
     sock, _ = await connect(live, stream["id"])
-    hub = live.client.app[keys.HUB]
+    hub = live.client.app[HUB]
     for i in range(50):
-        await hub.publish(stream["id"], "chat", {"id": f"m{i}", "user": {}, "text": str(i)})
+        await hub.broker.publish(stream["id"], "chat", {"id": f"m{i}", "user": {}, "text": str(i)})
     seqs = [(await sock.expect("chat"))["seq"] for _ in range(50)]
     assert seqs == list(range(1, 51))
     assert sock.frames < 50  # some frames carried several events
@@ -336,7 +336,7 @@ async def test_bursts_go_out_batched_and_in_order(live: Api) -> None:
 
 async def test_slow_consumer_is_dropped_and_memory_stays_flat(live: Api, tmp_path: Path) -> None:
     _, stream, _ = await _show(live)
-    hub = live.client.app[keys.HUB]
+    hub = live.client.app[HUB]
     good, _ = await connect(live, stream["id"])
     # a viewer that never reads: a raw socket with a tiny receive buffer
     raw = socket.socket()
@@ -359,7 +359,7 @@ async def test_slow_consumer_is_dropped_and_memory_stays_flat(live: Api, tmp_pat
         received = 0
         peak_buffer = 0
         for i in range(1500):  # ~1.5 MB: past kernel buffers and the 256 KiB cap for the stuck one
-            await hub.publish(stream["id"], "chat", {"id": f"m{i}", "user": {}, "text": text})
+            await hub.broker.publish(stream["id"], "chat", {"id": f"m{i}", "user": {}, "text": text})
             room = hub.rooms[stream["id"]]
             peak_buffer = max(
                 peak_buffer, *(c.transport.get_write_buffer_size() for c in room.sockets.values())
@@ -436,7 +436,7 @@ async def test_any_frame_gets_a_documented_answer_and_breaks_nothing(
     viewer = await live.account("viewers")
     app = live.client.app
     sock, _ = await connect(live, stream["id"], viewer["token"])
-    hub = app[keys.HUB]
+    hub = app[HUB]
     documented = {"malformed", "unknown_type", "invalid", "empty", "too_long", "too_large", "forbidden"}
     for frame in _random_frames(60):
         before = await hub.broker.last_seq(stream["id"])

@@ -1,0 +1,190 @@
+"""PostgreSQL driver: an asyncpg pool shared by all requests.
+
+For production and for several machines. Schema isolation: a `search_path`
+query parameter on the URL (`postgresql://u@host/db?search_path=livecart`) or
+the `search_path=` constructor argument (which wins) is sent as a connection
+setting, so livecart's tables live in that schema; it must already exist.
+Tests use this to give every test a fresh schema in one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from core.db.driver import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, StoreError
+
+# Every livecart process agrees on this key, so only one migrates at a time;
+# other users of advisory locks in the same database would need to avoid it.
+_MIGRATION_LOCK_KEY = 0x6C69766563617274  # "livecart"
+
+_DIALECT = Dialect(
+    name="postgresql",
+    row_lock=" FOR UPDATE",
+    migration_lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})",
+    floor="FLOOR({})",
+)
+
+# Most specific first: the lookup takes the first class the error is an instance of.
+_CONSTRAINT_KINDS: tuple[tuple[type[Exception], ConstraintKind], ...] = (
+    (asyncpg.ForeignKeyViolationError, "foreign_key"),
+    (asyncpg.UniqueViolationError, "unique"),
+    (asyncpg.CheckViolationError, "check"),
+    (asyncpg.NotNullViolationError, "not_null"),
+    (asyncpg.IntegrityConstraintViolationError, "other"),
+)
+
+# Connection refused or dropped, timeouts, server-side errors.
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+_PING_TIMEOUT_S = 5.0
+
+
+def split_search_path(url: str) -> tuple[str, str | None]:
+    """The URL without its `search_path` query parameter, and that parameter."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    search_path = next((value for key, value in query if key == "search_path"), None)
+    rest = [(key, value) for key, value in query if key != "search_path"]
+    return urlunsplit(parts._replace(query=urlencode(rest))), search_path or None
+
+
+def _translate(exc: BaseException) -> Exception:
+    for cls, kind in _CONSTRAINT_KINDS:
+        if isinstance(exc, cls):
+            return ConstraintViolation(kind, str(exc))
+    return StoreError(f"PostgreSQL: {exc}")
+
+
+async def _keep_session(connection: Any) -> None:
+    """What a connection needs before going back to the pool: nothing. asyncpg's default
+    (advisory-unlock, CLOSE ALL, UNLISTEN, RESET ALL) is one more round trip per query; the
+    stores leave no session state behind (their locks are transaction-scoped, they never LISTEN
+    or SET), and RESET ALL would only restore the search_path it connected with."""
+
+
+class _Statements:
+    """Runs statements on an asyncpg connection or pool, translating its errors."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target  # asyncpg.Connection or asyncpg.Pool: same methods
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            await self._target.execute(sql, *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        try:
+            record = await self._target.fetchrow(sql, *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+        return None if record is None else dict(record)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            records = await self._target.fetch(sql, *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+        return [dict(record) for record in records]
+
+
+class PostgresDriver:
+    def __init__(
+        self,
+        url: str,
+        *,
+        search_path: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._dsn, url_search_path = split_search_path(url)
+        self.search_path = search_path or url_search_path
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: Any = None  # asyncpg.Pool once connected
+
+    @property
+    def dialect(self) -> Dialect:
+        return _DIALECT
+
+    async def connect(self) -> None:
+        if self._pool is not None:
+            return
+        settings = {"search_path": self.search_path} if self.search_path else {}
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=self._connect_timeout_s,
+                server_settings=settings,
+                reset=_keep_session,
+            )
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _statements(self) -> _Statements:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL database is not open")
+        return _Statements(self._pool)
+
+    async def ping(self) -> None:
+        statements = self._statements()
+        try:
+            await asyncio.wait_for(statements.fetchone("SELECT 1 AS ok"), _PING_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise StoreError(f"PostgreSQL did not answer within {_PING_TIMEOUT_S:g} s") from exc
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._statements().execute(sql, *args)
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._statements().fetchone(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return await self._statements().fetchall(sql, *args)
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[Conn]:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL database is not open")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(readonly=not write):
+                yield _Statements(conn)
+        # Only failures of acquire, BEGIN, COMMIT or ROLLBACK get here as driver
+        # errors: statements inside were translated by _Statements already.
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], tail: str
+    ) -> list[Row]:
+        # One statement whatever the count (one prepared plan), the rows as one JSON
+        # array that PostgreSQL turns into the table's own row type, column by name.
+        names = ", ".join(columns)
+        return await self.fetchall(
+            f"INSERT INTO {table} ({names}) SELECT {names}"
+            f" FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) {tail}",
+            orjson.dumps(rows).decode(),
+        )

@@ -1,0 +1,47 @@
+"""`livecart demo`: a brand, a host, three products and a scheduled stream to try the API on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checkout.catalog_sql import ProductStore
+from core.accounts import AccountStore, create_account
+from core.db.driver import Driver
+from core.identity import Role
+from streaming.streams_sql import StreamStore
+
+PRODUCTS = (
+    ("Silk scarf", 2900, 50, "Hand-rolled edges, 90 x 90 cm."),
+    ("Lip tint", 1500, 200, "Long-wear, three shades."),
+    ("Canvas tote", 3900, 30, "Heavy canvas, inside pocket."),
+)
+
+
+@dataclass(frozen=True)
+class Demo:
+    brand_token: str
+    host_token: str
+    stream_id: str
+
+
+async def seed(db: Driver) -> Demo:
+    accounts = AccountStore(db)
+    brand, brand_token = await create_account(accounts, Role.BRAND, "Demo Brand")
+    host, host_token = await create_account(accounts, Role.HOST, "Demo Host")
+    products = ProductStore(db)
+    product_ids = [
+        (
+            await products.create_product(
+                brand_id=brand.id,
+                title=title,
+                price=price,
+                currency="USD",
+                stock=stock,
+                image_url=None,
+                description=description,
+            )
+        ).id
+        for title, price, stock, description in PRODUCTS
+    ]
+    stream = await StreamStore(db).create_stream(host_id=host.id, title="Demo show", product_ids=product_ids)
+    return Demo(brand_token, host_token, stream.id)

@@ -1,0 +1,92 @@
+"""What streaming adds to the app: streams, their bodies, and this node's WebRTC relay.
+
+`running()` is streaming's cleanup context, entered by server/app.py: it installs the
+aiortc/aioice hooks, makes the stream directory (in-process | Redis), starts the relay's
+sessions and stops them on the way out. What streaming needs of the shop (product cards,
+the running sale) it asks through `streaming.shop`, handed in by server/app.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from aiohttp import web
+
+from chat.announce import Publisher
+from config.settings import Settings
+from core.http import METRICS
+from streaming import hooks, peers
+from streaming.directory import Directory, MemoryDirectory
+from streaming.directory_redis import RedisDirectory
+from streaming.sessions import RelaySettings, Sessions
+from streaming.shop import ProductCards, RunningSales
+from streaming.streams import Streams
+from streaming.streams_sql import StreamStore
+from streaming.views import StreamViews
+
+
+@dataclass(frozen=True)
+class Show:
+    """The running streaming part, piece by piece."""
+
+    streams: Streams
+    views: StreamViews
+    relay: Sessions
+
+
+SHOW: web.AppKey[Show] = web.AppKey("show")
+# Overrides the relay's timing (tests); None: from the settings.
+RELAY_SETTINGS: web.AppKey[RelaySettings | None] = web.AppKey("relay_settings")
+
+
+@asynccontextmanager
+async def running(
+    app: web.Application,
+    settings: Settings,
+    store: StreamStore,
+    client: redis.Redis | None,
+    *,
+    products: ProductCards,
+    sales: RunningSales,
+    viewers: Callable[[str], Awaitable[int]],
+    rooms: Publisher,
+) -> AsyncIterator[Show]:
+    hooks.install(settings.ice_addresses)
+    streams = Streams(store, products, rooms)
+    views = StreamViews(store, settings.effective_public_url, products, sales, viewers)
+    directory: Directory = RedisDirectory(client) if client is not None else MemoryDirectory()
+    relay_settings = app.get(RELAY_SETTINGS) or RelaySettings(
+        publisher_grace_s=settings.publisher_grace_s, directory_ttl_s=settings.stream_directory_ttl_s
+    )
+    relay = Sessions(
+        streams,
+        directory,
+        settings.effective_public_url,
+        peers.ice_servers(settings.ice_servers),
+        relay_settings,
+    )
+    show = Show(streams, views, relay)
+    app[SHOW] = show
+    metrics = app[METRICS]
+    metrics.gauge("livecart_relay_streams", "Streams relayed by this node.", lambda: len(relay.relays))
+    metrics.gauge(
+        "livecart_relay_publishers",
+        "Publishers connected to this node.",
+        lambda: sum(r.publisher is not None for r in relay.relays.values()),
+    )
+    metrics.gauge(
+        "livecart_relay_viewers",
+        "WHEP viewers of this node.",
+        lambda: sum(len(r.viewers) for r in relay.relays.values()),
+    )
+    streams.ended_listeners.append(relay.stream_ended)
+    await relay.start()
+    try:
+        yield show
+    finally:
+        streams.ended_listeners.remove(relay.stream_ended)
+        await relay.close()
+        await directory.close()
