@@ -38,6 +38,9 @@ from http_load import LoadResult, build_request, run_load  # bench/, this script
 from procs import cpu_seconds, free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the seeding scenario is the rush tests' own (tests/scenario.py)
+from tests.scenario import flash_sale  # noqa: E402
+
 ADMIN = "bench-admin-" + secrets.token_hex(8)
 PG = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = "redis://127.0.0.1:6379/14"
@@ -150,45 +153,16 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError("server did not start")
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)  # let every worker finish starting
-            _, brand = await call(http, "POST", f"{base}/api/brands", ADMIN, json={"name": "Acme"})
-            _, host = await call(http, "POST", f"{base}/api/hosts", ADMIN, json={"name": "Mia"})
-            _, product = await call(
+            show = await flash_sale(
                 http,
-                "POST",
-                f"{base}/api/products",
-                brand["token"],
-                json={"title": "Scarf", "price": 2900, "currency": "USD", "stock": args.units},
+                base,
+                ADMIN,
+                units=args.units,
+                buyers=args.buyers,
+                duration_s=3600,
+                per_viewer_limit=99,
             )
-            _, stream = await call(
-                http,
-                "POST",
-                f"{base}/api/streams",
-                host["token"],
-                json={"title": "b", "products": [product["id"]]},
-            )
-            status, sale = await call(
-                http,
-                "POST",
-                f"{base}/api/streams/{stream['id']}/sales",
-                host["token"],
-                json={
-                    "product_id": product["id"],
-                    "price": 990,
-                    "quantity": args.units,
-                    "duration_s": 3600,
-                    "per_viewer_limit": 99,
-                },
-            )
-            assert status == 201, sale
-            viewers = [
-                v
-                for _, v in await asyncio.gather(
-                    *(
-                        call(http, "POST", f"{base}/api/viewers", json={"name": f"b{i}"})
-                        for i in range(args.buyers)
-                    )
-                )
-            ]
+            stream, product, sale, viewers = show.stream, show.product, show.sale, show.viewers
             # The buy button on a sale card names the sale, as the watch page does.
             body_base = {
                 "stream_id": stream["id"],

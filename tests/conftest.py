@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
 from server.app import create_app
 from tests.databases import PG_URL, Backend, Stores, postgres_backend, sqlite_backend
-from tests.procs import free_port
+from tests.procs import ServerProcess, cluster, free_port
+from tests.redis_server import RedisServer
 
-__all__ = ["ADMIN_TOKEN", "PG_URL", "REDIS_URL", "Api", "free_port"]
+__all__ = ["ADMIN_TOKEN", "PG_URL", "REDIS_URL", "Api", "AppClient", "MakeClient", "free_port"]
 
 REDIS_URL = os.environ.get("LIVECART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_TOKEN = "test-admin-token-" + "x" * 16
+
+# aiohttp's test client of a whole livecart app, and the pytest-aiohttp fixture that makes one.
+AppClient = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[AppClient]]
 
 
 @pytest.fixture
@@ -47,6 +53,28 @@ async def pg_schema_url() -> AsyncIterator[str]:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may stop and start again."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
+    """Two `livecart serve` processes sharing one SQLite file and the test's Redis."""
+    env = {
+        "LIVECART_DATA_DIR": str(tmp_path / "shared-data"),
+        "LIVECART_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LIVECART_REDIS_URL": redis_server.url,
+        "LIVECART_ICE_ADDRESSES": "127.0.0.1",
+        "LIVECART_PUBLISHER_GRACE_S": "1",
+    }
+    with cluster(tmp_path, env) as nodes:
+        yield nodes
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -89,7 +117,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 class Api:
     """A test client that knows how to authenticate and how to make accounts."""
 
-    client: TestClient
+    client: AppClient
 
     async def call(
         self,
@@ -130,5 +158,5 @@ class Api:
 
 
 @pytest.fixture
-async def api(aiohttp_client: Callable[[Any], Awaitable[TestClient]], settings: Settings) -> Api:
+async def api(aiohttp_client: MakeClient, settings: Settings) -> Api:
     return Api(await aiohttp_client(create_app(settings)))

@@ -10,5 +10,5 @@ from aiohttp import web
 from localstripe import server
 from localstripe.resources import store
 
-store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+store.dump_to_disk = lambda: None
 web.run_app(server.app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)

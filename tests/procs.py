@@ -39,6 +39,19 @@ def start_node(workdir: Path, **env: str) -> ServerProcess:
 
 
 @contextlib.contextmanager
+def cluster(workdir: Path, env: dict[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
+    """`count` nodes started with the same `env` (on their own ports), all killed on the way out."""
+    nodes: list[ServerProcess] = []
+    try:
+        for _ in range(count):
+            nodes.append(start_node(workdir, **env))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+@contextlib.contextmanager
 def shop_cluster(
     workdir: Path, database_url: str, admin_token: str, *, reservation_ttl_s: float, **env: str
 ) -> Iterator[list[ServerProcess]]:
@@ -47,24 +60,17 @@ def shop_cluster(
     from tests.redis_server import RedisServer
 
     redis = RedisServer(workdir).start()
-    nodes: list[ServerProcess] = []
     try:
-        for _ in range(2):
-            nodes.append(
-                start_node(
-                    workdir,
-                    LIVECART_DATABASE_URL=database_url,
-                    LIVECART_REDIS_URL=redis.url,
-                    LIVECART_ADMIN_TOKEN=admin_token,
-                    LIVECART_RESERVATION_TTL_S=f"{reservation_ttl_s:g}",
-                    LIVECART_LOG_LEVEL="warning",
-                    **env,
-                )
-            )
-        yield nodes
+        shared = {
+            "LIVECART_DATABASE_URL": database_url,
+            "LIVECART_REDIS_URL": redis.url,
+            "LIVECART_ADMIN_TOKEN": admin_token,
+            "LIVECART_RESERVATION_TTL_S": f"{reservation_ttl_s:g}",
+            "LIVECART_LOG_LEVEL": "warning",
+        }
+        with cluster(workdir, {**shared, **env}) as nodes:
+            yield nodes
     finally:
-        for node in nodes:
-            node.kill()
         redis.stop()
 
 

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -139,15 +140,15 @@ async def test_redis_events_published_while_a_node_first_subscribes_are_not_lost
     a, b = RedisBroker(REDIS_URL), RedisBroker(REDIS_URL)
     real_pubsub = b._redis.pubsub
 
-    def slow_pubsub(**kwargs: object) -> object:
-        pubsub = real_pubsub(**kwargs)  # type: ignore[arg-type]
+    def slow_pubsub(**kwargs: Any) -> Any:
+        pubsub: Any = real_pubsub(**kwargs)
         subscribe = pubsub.ssubscribe
 
-        async def late(*args: object, **kw: object) -> object:
+        async def late(*args: Any, **kw: Any) -> Any:
             await asyncio.sleep(0.3)
             return await subscribe(*args, **kw)
 
-        pubsub.ssubscribe = late  # type: ignore[method-assign]
+        pubsub.ssubscribe = late
         return pubsub
 
     monkeypatch.setattr(b._redis, "pubsub", slow_pubsub)
@@ -177,7 +178,7 @@ async def test_redis_listener_fills_what_it_missed_while_cut_off(tmp_path: Path)
         await publisher.publish(name, "chat", {"n": 1})
         await seen.wait_for(1)
         # cut the listener's pub/sub connection; publish while it is away
-        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await admin.client_kill_filter(_type="pubsub")
         for n in (2, 3, 4):
             await publisher.publish(name, "chat", {"n": n})
         events = await seen.wait_for(4, timeout=5)

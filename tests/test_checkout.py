@@ -8,17 +8,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from checkout.app import SHOP
 from config.settings import Settings
 from server.app import DATABASE, create_app
-from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api
+from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, MakeClient
 
 
 @pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
@@ -39,7 +37,7 @@ def shop_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def shop(aiohttp_client: Callable[[Any], Awaitable[TestClient]], shop_settings: Settings) -> Api:
+async def shop(aiohttp_client: MakeClient, shop_settings: Settings) -> Api:
     return Api(await aiohttp_client(create_app(shop_settings)))
 
 
@@ -200,7 +198,7 @@ async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
 
 
 async def test_unpaid_orders_expire_and_their_units_return(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], shop_settings: Settings
+    aiohttp_client: MakeClient, shop_settings: Settings
 ) -> None:
     shop = Api(await aiohttp_client(create_app(shop_settings.replace(reservation_ttl_s=0.3))))
     host, stream, product = await _show(shop)

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from chat.hub import HubSettings
 from config.settings import Settings
 from server.app import create_app
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.procs import ServerProcess, host_and_stream, start_node
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
+from tests.procs import ServerProcess, host_and_stream
 from tests.redis_server import RedisServer
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
 
 _unread: dict[int, list[dict[str, Any]]] = {}  # events of a batch not yet looked at, per socket
 
@@ -47,25 +38,6 @@ async def _events(ws: aiohttp.ClientWebSocketResponse, type_: str, timeout: floa
             raise ConnectionError(f"socket closed: {message.type} {ws.close_code}")
         data = message.json()
         unread.extend(data if isinstance(data, list) else [data])
-
-
-@pytest.fixture
-def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    nodes: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            nodes.append(
-                start_node(
-                    tmp_path,
-                    LIVECART_DATA_DIR=str(tmp_path / "shared-data"),  # one SQLite file, two processes
-                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                    LIVECART_REDIS_URL=redis_server.url,
-                )
-            )
-        yield nodes
-    finally:
-        for node in nodes:
-            node.kill()
 
 
 async def test_two_processes_share_one_room(two_nodes: list[ServerProcess]) -> None:
@@ -106,9 +78,7 @@ async def test_two_processes_share_one_room(two_nodes: list[ServerProcess]) -> N
 
 
 @pytest.fixture
-async def node(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], tmp_path: Path, redis_server: RedisServer
-) -> AsyncIterator[Api]:
+async def node(aiohttp_client: MakeClient, tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Api]:
     settings = Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'n.db'}",

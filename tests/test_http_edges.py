@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 from server.app import DATABASE
 from tests.conftest import ADMIN_TOKEN, Api
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-async def _raw(api: Api, method: str, path: str, data: bytes, content_type: str | None) -> tuple[int, dict]:
+async def _raw(
+    api: Api, method: str, path: str, data: bytes, content_type: str | None
+) -> tuple[int, dict[str, Any]]:
     headers = dict(AUTH)
     if content_type:
         headers["Content-Type"] = content_type
@@ -43,7 +48,7 @@ async def test_body_over_the_limit_is_413(api: Api) -> None:
     assert status == 413 and body["error"]["code"] == "payload_too_large"
 
     # also when the client streams it without announcing the length
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(70):
             yield b"x" * 1024
 

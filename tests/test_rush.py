@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN
 from tests.procs import Progress, ServerProcess, kill_mid_way, shop_cluster
+from tests.scenario import flash_sale
 
 BUYERS = 2000
 UNITS = 100
@@ -38,39 +39,6 @@ async def _json(
         headers["Authorization"] = f"Bearer {token}"
     async with http.request(method, url, headers=headers, **kw) as response:
         return response.status, await response.json()
-
-
-async def _setup(
-    http: aiohttp.ClientSession, base: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    _, brand = await _json(http, "POST", f"{base}/api/brands", ADMIN_TOKEN, json={"name": "Acme"})
-    _, host = await _json(http, "POST", f"{base}/api/hosts", ADMIN_TOKEN, json={"name": "Mia"})
-    _, product = await _json(
-        http,
-        "POST",
-        f"{base}/api/products",
-        brand["token"],
-        json={"title": "Scarf", "price": 2900, "currency": "USD", "stock": 500},
-    )
-    _, stream = await _json(
-        http,
-        "POST",
-        f"{base}/api/streams",
-        host["token"],
-        json={"title": "Rush", "products": [product["id"]]},
-    )
-    status, sale = await _json(
-        http,
-        "POST",
-        f"{base}/api/streams/{stream['id']}/sales",
-        host["token"],
-        json={"product_id": product["id"], "price": 990, "quantity": UNITS, "duration_s": 300},
-    )
-    assert status == 201, sale
-    viewers = await asyncio.gather(
-        *(_json(http, "POST", f"{base}/api/viewers", json={"name": f"buyer {i}"}) for i in range(BUYERS))
-    )
-    return product, stream, sale, [v for _, v in viewers]
 
 
 async def _buy(
@@ -98,7 +66,8 @@ async def test_two_thousand_buyers_one_hundred_units(cluster: list[ServerProcess
     bases = [node.url for node in cluster]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        product, stream, _, viewers = await _setup(http, bases[0])
+        show = await flash_sale(http, bases[0], ADMIN_TOKEN, units=UNITS, buyers=BUYERS, stock=500)
+        product, stream, viewers = show.product, show.stream, show.viewers
         results = await asyncio.gather(
             *(_buy(http, bases[i % 2], v, stream, product) for i, v in enumerate(viewers))
         )
@@ -126,7 +95,8 @@ async def test_a_node_killed_mid_rush_loses_nothing(cluster: list[ServerProcess]
     bases = [node.url for node in cluster]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        product, stream, _, viewers = await _setup(http, bases[0])
+        show = await flash_sale(http, bases[0], ADMIN_TOKEN, units=UNITS, buyers=BUYERS, stock=500)
+        product, stream, viewers = show.product, show.stream, show.viewers
         progress = Progress()
         rush = asyncio.gather(
             *(progress.track(_buy(http, bases[i % 2], v, stream, product)) for i, v in enumerate(viewers))

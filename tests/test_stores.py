@@ -445,8 +445,16 @@ async def test_stream_sales_add_up_paid_orders_only(stores: Stores) -> None:
         paid: float | None = None,
     ) -> None:
         base = _rush_order(s, who.id, secrets.token_hex(4), sale_id="")
-        changes = {"product_id": product, "sale_id": None, "quantity": qty, "unit_price": price}
-        made = dataclasses.replace(base, **changes, amount=qty * price, status=status, paid_at=paid)
+        made = dataclasses.replace(
+            base,
+            product_id=product,
+            sale_id=None,
+            quantity=qty,
+            unit_price=price,
+            amount=qty * price,
+            status=status,
+            paid_at=paid,
+        )
         await stores.orders.create_order(made, take_product_stock=False)
 
     await order(stream, p0, ann, 2, 990, OrderStatus.PAID, minute + 5)

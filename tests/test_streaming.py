@@ -8,12 +8,10 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from aiortc import RTCRtpSender
 from aiortc.rtp import RtpPacket
 from yarl import URL
@@ -24,7 +22,7 @@ from streaming import hooks
 from streaming.app import RELAY_SETTINGS, SHOW
 from streaming.sessions import RelaySettings
 from tests import webrtc_peers as rtc
-from tests.conftest import ADMIN_TOKEN, Api
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
 
 FAST = RelaySettings(publisher_grace_s=0.5, directory_ttl_s=3.0, connect_timeout_s=5.0)
 
@@ -42,7 +40,7 @@ def rtc_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def rtc_api(aiohttp_client: Callable[[Any], Awaitable[TestClient]], rtc_settings: Settings) -> Api:
+async def rtc_api(aiohttp_client: MakeClient, rtc_settings: Settings) -> Api:
     hooks.install(("127.0.0.1",))  # the test's own peers too
     app = create_app(rtc_settings)
     app[RELAY_SETTINGS] = FAST
@@ -210,7 +208,11 @@ async def test_h264_constrained_baseline_is_relayed(rtc_api: Api) -> None:
 
 def _new_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     """Tasks started since `before`, other than the HTTP server's keep-alive connections."""
-    return [t for t in asyncio.all_tasks() - before if "RequestHandler" not in t.get_coro().__qualname__]
+    return [
+        t
+        for t in asyncio.all_tasks() - before
+        if "RequestHandler" not in getattr(t.get_coro(), "__qualname__", "")
+    ]
 
 
 def _relay_threads() -> list[str]:
@@ -248,7 +250,7 @@ async def test_publisher_gone_ends_the_stream_after_grace_and_nothing_is_left(rt
 
 
 async def test_host_ending_the_stream_closes_its_sessions_at_once(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], rtc_settings: Settings
+    aiohttp_client: MakeClient, rtc_settings: Settings
 ) -> None:
     hooks.install(("127.0.0.1",))
     app = create_app(rtc_settings)
@@ -394,8 +396,9 @@ async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retrans
             direct = track.direct
             assert direct is not None and direct.sent > 0, track.kind
             sender = senders[track]
-            assert sender._RTCRtpSender__packet_count == direct.sent  # what the RTCP SR reports
-            assert sender._RTCRtpSender__octet_count > 0
+            # what the RTCP SR reports (aiortc keeps the counts in name-mangled privates)
+            assert sender._RTCRtpSender__packet_count == direct.sent  # type: ignore[attr-defined]
+            assert sender._RTCRtpSender__octet_count > 0  # type: ignore[attr-defined]
 
         # The viewer gets sender reports for both streams with the relay's packet counts.
         async def reported() -> int:
@@ -428,7 +431,7 @@ async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retrans
             del transport._send_rtp
         assert len(sent) == 1
         packet = RtpPacket.parse(sent[0])
-        rtx = sender._RTCRtpSender__rtx_payload_type
+        rtx = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
         if rtx is not None:
             assert packet.payload_type == rtx and packet.ssrc == sender._rtx_ssrc
             assert int.from_bytes(packet.payload[:2], "big") == lost

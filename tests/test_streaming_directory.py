@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -18,8 +17,7 @@ from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, REDIS_URL
-from tests.procs import ServerProcess, host_and_stream, start_node
-from tests.redis_server import RedisServer
+from tests.procs import ServerProcess, host_and_stream
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -55,34 +53,6 @@ async def test_a_claim_not_refreshed_expires(directory: Directory) -> None:
     assert await directory.owner(stream) is None
     assert await directory.claim(stream, "http://b", 5) == "http://b"
     await directory.release(stream, "http://b")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persist=False).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def two_nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    nodes: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            nodes.append(
-                start_node(
-                    tmp_path,
-                    LIVECART_DATA_DIR=str(tmp_path / "shared-data"),
-                    LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-                    LIVECART_REDIS_URL=redis_server.url,
-                    LIVECART_ICE_ADDRESSES="127.0.0.1",
-                    LIVECART_PUBLISHER_GRACE_S="1",
-                )
-            )
-        yield nodes
-    finally:
-        for node in nodes:
-            node.kill()
 
 
 async def _post_sdp(

@@ -29,10 +29,10 @@ def test_internals_are_where_the_hooks_expect_them() -> None:
 def test_passthrough_is_only_for_marked_codecs() -> None:
     hooks.install(("127.0.0.1",))
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
-    plain = aiortc.rtcrtpreceiver.get_decoder(vp8)
+    plain = aiortc.rtcrtpreceiver.get_decoder(vp8)  # type: ignore[attr-defined]
     assert type(plain) is type(get_decoder(vp8))  # an unmarked receiver really decodes
     setattr(vp8, hooks._PASSTHROUGH, True)  # what hooks.mark_passthrough does
-    decoder = aiortc.rtcrtpreceiver.get_decoder(vp8)
+    decoder = aiortc.rtcrtpreceiver.get_decoder(vp8)  # type: ignore[attr-defined]
     assert isinstance(decoder, hooks.PassthroughDecoder)
     (packet,) = decoder.decode(JitterFrame(b"\x10\x02\x00\x9d\x01\x2a", 3000))  # VP8 key frame tag
     assert bytes(packet) == b"\x10\x02\x00\x9d\x01\x2a" and packet.pts == 3000
@@ -40,9 +40,9 @@ def test_passthrough_is_only_for_marked_codecs() -> None:
     (delta,) = decoder.decode(JitterFrame(b"\x31\x02\x00", 6000))
     assert not delta.is_keyframe
     opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
-    assert not isinstance(aiortc.rtcrtpsender.get_encoder(opus), hooks.PrepackedEncoder)
+    assert not isinstance(aiortc.rtcrtpsender.get_encoder(opus), hooks.PrepackedEncoder)  # type: ignore[attr-defined]
     setattr(opus, hooks._PREPACKED, True)  # what hooks.mark_prepacked does
-    assert isinstance(aiortc.rtcrtpsender.get_encoder(opus), hooks.PrepackedEncoder)
+    assert isinstance(aiortc.rtcrtpsender.get_encoder(opus), hooks.PrepackedEncoder)  # type: ignore[attr-defined]
 
 
 def test_h264_keyframes_are_found() -> None:
@@ -94,7 +94,7 @@ def test_direct_sender_writes_what_run_rtp_would() -> None:
     frame = SimpleNamespace(payloads=[b"abc", b"defg"], timestamp=3000, octets=7, ext_cache={})
     ntp = hooks.ntp_now()
     first_seq = direct.sequence_number
-    direct.send(frame, hooks.abs_send_time(ntp), ntp)  # type: ignore[arg-type]
+    direct.send(frame, hooks.abs_send_time(ntp), ntp)
     expected = []
     for i, payload in enumerate(frame.payloads):
         packet = RtpPacket(

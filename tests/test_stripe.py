@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 import stripe
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from checkout.app import SHOP
 from config.settings import Settings
 from server.app import create_app
-from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, free_port
+from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, MakeClient, free_port
 
 SECRET_KEY = "sk_test_livecart"
 WEBHOOK_SECRET = "whsec_livecart_test"
@@ -119,9 +119,7 @@ def stripe_settings(request: pytest.FixtureRequest, tmp_path: Path, stripe_api: 
 
 
 @pytest.fixture
-async def shop(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], stripe_settings: Settings, localstripe: str
-) -> Api:
+async def shop(aiohttp_client: MakeClient, stripe_settings: Settings, localstripe: str) -> Api:
     settings = stripe_settings
     api = Api(await aiohttp_client(create_app(settings)))
     hook = str(api.client.make_url("/api/webhooks/stripe"))
@@ -154,8 +152,12 @@ async def _authorized(api: Api, intent_id: str) -> None:
 
 
 async def _pay_in_browser(client: stripe.StripeClient, intent_id: str) -> str:
-    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}
-    method = await client.v1.payment_methods.create_async(params={"type": "card", "card": card})
+    method = await client.v1.payment_methods.create_async(
+        params={
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"},
+        }
+    )
     await client.v1.payment_intents.update_async(intent_id, params={"payment_method": method.id})
     confirmed = await client.v1.payment_intents.confirm_async(intent_id)
     return str(confirmed.status)
@@ -231,6 +233,7 @@ async def test_paid_through_stripe_by_webhook(shop: Api, buyer: stripe.StripeCli
     _, refunded = await shop.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
     assert refunded["status"] == "refunded"
     latest = captured.latest_charge
+    assert latest is not None
     charge = await client.v1.charges.retrieve_async(latest if isinstance(latest, str) else latest.id)
     assert charge.amount_refunded == 990  # the money went back
     counts = await shop.client.app[SHOP].stock.counts(sale["id"])
@@ -354,6 +357,7 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
     """Two processes, Stripe, SIGKILL in the middle of a rush: every PaymentIntent that
     succeeded has a paid order, no unit is sold twice, and the unpaid ones come back."""
     from tests.procs import Progress, kill_mid_way, shop_cluster
+    from tests.scenario import flash_sale
 
     units, buyers = 40, 240
     stripe_env = {
@@ -381,33 +385,8 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
                 except (TimeoutError, aiohttp.ClientError):
                     return 0, None
 
-            _, brand = await call("POST", f"{one.url}/api/brands", headers=admin, json={"name": "B"})
-            _, host = await call("POST", f"{one.url}/api/hosts", headers=admin, json={"name": "H"})
-            _, product = await call(
-                "POST",
-                f"{one.url}/api/products",
-                brand["token"],
-                json={"title": "Scarf", "price": 2900, "currency": "USD", "stock": 100},
-            )
-            _, stream = await call(
-                "POST",
-                f"{one.url}/api/streams",
-                host["token"],
-                json={"title": "R", "products": [product["id"]]},
-            )
-            status, _ = await call(
-                "POST",
-                f"{one.url}/api/streams/{stream['id']}/sales",
-                host["token"],
-                json={"product_id": product["id"], "price": 990, "quantity": units, "duration_s": 300},
-            )
-            assert status == 201
-            viewers = [
-                v
-                for _, v in await asyncio.gather(
-                    *(call("POST", f"{one.url}/api/viewers", json={"name": f"b{i}"}) for i in range(buyers))
-                )
-            ]
+            show = await flash_sale(http, one.url, ADMIN_TOKEN, units=units, buyers=buyers, stock=100)
+            stream, product, viewers = show.stream, show.product, show.viewers
             body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
             progress = Progress()
             rush = asyncio.gather(

@@ -6,15 +6,13 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hypothesis
 import msgpack
 import pytest
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient
 from hypothesis import strategies as st
 
 from chat.app import HUB
@@ -22,7 +20,7 @@ from chat.hub import HubSettings
 from chat.session import ChatLimits
 from config.settings import Settings
 from server.app import create_app, drain
-from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api
+from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, MakeClient
 
 FAST = HubSettings(likes_interval_s=0.05, presence_interval_s=0.1, ping_interval_s=30, batch_window_s=0.02)
 
@@ -45,7 +43,7 @@ def live_settings(tmp_path: Path, broker_kind: str) -> Settings:
 
 
 @pytest.fixture
-async def live(aiohttp_client: Callable[[Any], Awaitable[TestClient]], live_settings: Settings) -> Api:
+async def live(aiohttp_client: MakeClient, live_settings: Settings) -> Api:
     return Api(await aiohttp_client(create_app(live_settings, hub_settings=FAST)))
 
 
@@ -72,7 +70,7 @@ class Socket:
         else:
             assert not self.binary, "text frame on a msgpack socket"
             data = message.json()
-        events = data if isinstance(data, list) else [data]
+        events: list[dict[str, Any]] = data if isinstance(data, list) else [data]
         self.seen.extend(events)
         self.seen_unread.extend(events[1:])
         return events[0]
@@ -354,7 +352,8 @@ async def test_slow_consumer_is_dropped_and_memory_stays_flat(live: Api, tmp_pat
         # Loopback lets the kernel absorb megabytes; a small send buffer on the server's side
         # of the stuck socket stands in for a slow link, so the cap is what fills up.
         stuck = max(hub.rooms[stream["id"]].sockets.values(), key=lambda c: c.id)
-        stuck.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        server_side = cast(asyncio.Transport, stuck.transport)
+        server_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
         text = "x" * 1000
         received = 0
         peak_buffer = 0
@@ -428,7 +427,7 @@ def _json(value: object) -> str:
 
 @pytest.mark.parametrize("broker_kind", ["memory"])
 async def test_any_frame_gets_a_documented_answer_and_breaks_nothing(
-    aiohttp_client: Callable[[Any], Awaitable[TestClient]], live_settings: Settings
+    aiohttp_client: MakeClient, live_settings: Settings
 ) -> None:
     patient = ChatLimits(abuse_errors=10**6, chat_burst=10**6)  # answer every frame, close none
     live = Api(await aiohttp_client(create_app(live_settings, hub_settings=FAST, chat_limits=patient)))

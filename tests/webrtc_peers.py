@@ -145,7 +145,7 @@ def drop_rtp(pc: RTCPeerConnection, fraction: float, seed: int = 7) -> dict[str,
                 return
         await send(data)
 
-    transport._send_rtp = lossy
+    transport._send_rtp = lossy  # type: ignore[method-assign]
     return counts
 
 
