@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.db.driver import StoreError
+from core.db.migrations import collect
 from core.identity import Account, Role
 from server.database import HEAD, MIGRATIONS, migrate, open_database, schema_version
 from streaming.records import StreamState
@@ -211,3 +212,31 @@ async def test_postgres_tables_live_in_the_search_path_schema() -> None:
 async def test_unreachable_postgres_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot connect"):
         await open_database("postgresql://postgres@127.0.0.1:1/test")
+
+
+def test_schema_numbers_are_one_sequence_across_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for package, names in {
+        "alpha_schema": ["0001_a.sql", "0003_c.sql"],
+        "beta_schema": ["0002_b.sql"],
+    }.items():
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        for name in names:
+            (tmp_path / package / name).write_text(f"-- {name}\nCREATE TABLE t{name[3]} (id TEXT);\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    merged = collect("alpha_schema", "beta_schema")
+
+    assert [(m.version, m.package) for m in merged] == [
+        (1, "alpha_schema"),
+        (2, "beta_schema"),
+        (3, "alpha_schema"),
+    ]
+    assert merged[1].statements == ("CREATE TABLE t2 (id TEXT)",)
+    with pytest.raises(RuntimeError, match="without gaps"):  # 1, 3: a package is missing
+        collect("alpha_schema")
+    (tmp_path / "beta_schema" / "0003_clash.sql").write_text("CREATE TABLE x (id TEXT);\n")
+    with pytest.raises(RuntimeError, match="without gaps"):  # two packages took number 3
+        collect("alpha_schema", "beta_schema")
