@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from checkout.app import SHOP
-from checkout.orders import MAX_QUANTITY
+from checkout.orders import MAX_QUANTITY, Orders
 from checkout.payments import PaymentProvider
 from checkout.records import Order, OrderStatus
 from core.http import Route, json_response, principal, read_json
-from core.identity import Role, require
+from core.identity import Account, Role, require
+
+# What a viewer (or the admin) may do to one order: read it, cancel, refund, pay (demo).
+OrderAction = Callable[[Account | None, str], Awaitable[Order]]
 
 
 class NewOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -85,28 +89,27 @@ async def place_order(request: web.Request) -> web.Response:
     return json_response(order_view(order, shop.provider), 201 if created else 200)
 
 
-async def get_order(request: web.Request) -> web.Response:
+async def _order_answer(request: web.Request, act: Callable[[Orders], OrderAction]) -> web.Response:
+    """One order by its id, acted on by the caller (read, cancel, refund, demo-pay)."""
     shop = request.app[SHOP]
-    order = await shop.orders.get(await principal(request), request.match_info["order_id"])
+    order = await act(shop.orders)(await principal(request), request.match_info["order_id"])
     return json_response(order_view(order, shop.provider))
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return await _order_answer(request, lambda orders: orders.get)
 
 
 async def cancel_order(request: web.Request) -> web.Response:
-    shop = request.app[SHOP]
-    order = await shop.orders.cancel(await principal(request), request.match_info["order_id"])
-    return json_response(order_view(order, shop.provider))
+    return await _order_answer(request, lambda orders: orders.cancel)
 
 
 async def refund_order(request: web.Request) -> web.Response:
-    shop = request.app[SHOP]
-    order = await shop.orders.refund(await principal(request), request.match_info["order_id"])
-    return json_response(order_view(order, shop.provider))
+    return await _order_answer(request, lambda orders: orders.refund)
 
 
 async def demo_pay(request: web.Request) -> web.Response:
-    shop = request.app[SHOP]
-    order = await shop.orders.pay_demo(await principal(request), request.match_info["order_id"])
-    return json_response(order_view(order, shop.provider))
+    return await _order_answer(request, lambda orders: orders.pay_demo)
 
 
 _BUYER = ("viewer (owner)",)
