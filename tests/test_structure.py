@@ -80,6 +80,7 @@ def test_ruff_finds_nothing() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.timeout(600)  # a cold run takes ~12 s here; more on a loaded machine
 def test_mypy_strict_finds_nothing() -> None:
     # The configuration (strict, every package and tests/) is pyproject.toml's [tool.mypy].
     result = _run([sys.executable, "-m", "mypy"], ROOT, timeout=600)
