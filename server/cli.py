@@ -121,7 +121,8 @@ async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
             print(f"demo stream:      {url}", flush=True)
             print(f"  publish (WHIP, host token, e.g. from OBS): {url}/whip", flush=True)
             print(f"  watch (WHEP):                              {url}/whep", flush=True)
-            print(f"  live events (WebSocket):                   {url}/ws", flush=True)
+            websocket = "ws" + url.removeprefix("http")  # http → ws, https → wss
+            print(f"  live events (WebSocket):                   {websocket}/ws", flush=True)
     finally:
         await db.close()
 
