@@ -37,6 +37,21 @@ MAX_KEY_LENGTH = 200
 STREAM_CACHE_S = 1.0
 
 
+def check_idempotency_key(key: str | None) -> str:
+    """The buyer's Idempotency-Key: printable ASCII, at most MAX_KEY_LENGTH characters. It goes
+    into the batched INSERT of a rush, so a key the database could not store would fail the
+    buyers it is written with."""
+    if key is None or not key.strip():
+        raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
+    if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        raise Invalid(
+            "Idempotency-Key",
+            f"must be printable ASCII, at most {MAX_KEY_LENGTH} characters",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
 def request_hash(stream_id: str, product_id: str, quantity: int, sale_id: str | None) -> str:
     """What a retried tap must repeat exactly to get its first order back."""
     canonical = f"{stream_id}\x00{product_id}\x00{quantity}\x00{sale_id or ''}"
@@ -81,12 +96,7 @@ class Orders:
     ) -> tuple[Order, bool]:
         """The order and whether this call created it (False: a retry with the same key)."""
         viewer = require(principal, Role.VIEWER)
-        if key is None or not key.strip():
-            raise BadRequest("the Idempotency-Key header is required", code="idempotency_key_required")
-        if len(key) > MAX_KEY_LENGTH:
-            raise Invalid(
-                "Idempotency-Key", f"must be at most {MAX_KEY_LENGTH} characters", code="invalid_field"
-            )
+        key = check_idempotency_key(key)
         digest = request_hash(stream_id, product_id, quantity, sale_id)
         try:
             return await self._place(viewer, key, digest, stream_id, product_id, quantity, sale_id)

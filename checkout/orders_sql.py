@@ -27,7 +27,7 @@ from checkout.records import (
 )
 from checkout.sales_sql import NotEnoughStock
 from core.batch import Batcher
-from core.db.driver import ConstraintViolation, Driver, Row, optional_float, placeholders
+from core.db.driver import Driver, Row, StoreError, optional_float, placeholders
 
 ORDER = "ord"  # id prefix
 
@@ -106,13 +106,16 @@ class OrderStore:
 
     async def _insert_orders(self, orders: list[Order]) -> list[Order | BaseException]:
         """One INSERT for many rush orders; each answers the order stored under its key.
-        If the database refuses the batch, each row is tried alone, so that only the
-        buyer of the bad row hears of it."""
+        If the database refuses the batch, whatever the reason, each row is tried alone, so
+        that only the buyer of the bad row hears of it. Only a database that is down (a
+        StoreError) fails the batch as a whole: every row would fail alike, one by one."""
         try:
             returned = await self._db.insert_many(
                 "orders", _FIELDS, [_row(order) for order in orders], _NEW_ORDER_TAIL
             )
-        except ConstraintViolation as exc:
+        except StoreError:
+            raise
+        except Exception as exc:
             if len(orders) == 1:
                 return [exc]
             return [outcome for order in orders for outcome in await self._insert_orders([order])]

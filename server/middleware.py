@@ -14,8 +14,8 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from core.db.driver import StoreError
-from core.errors import LivecartError, RateLimited, Unavailable
+from core.db.driver import InvalidValue, StoreError
+from core.errors import Invalid, LivecartError, RateLimited, Unavailable
 from core.http import METRICS, SETTINGS, json_response
 from core.logs import log
 
@@ -180,6 +180,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_response(
             {"error": {"code": code, "message": message}}, status=exc.status, headers=headers
         )
+    except InvalidValue as exc:  # a value the database cannot store (e.g. a NUL in text)
+        log(error_log, logging.WARNING, "value refused by the database", path=request.path, error=str(exc))
+        refused = Invalid("body", "a value of this request cannot be stored", code="invalid_value")
+        return json_response(refused.body(), status=refused.status)
     except StoreError as exc:  # the database is down or unwell: a dependency, not a bug
         log(
             error_log,

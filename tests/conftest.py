@@ -101,6 +101,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
+def shop_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A shop on in-process stock + SQLite, and on Redis stock + PostgreSQL."""
+    database, stock = request.param.split("+")
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+    return Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        admin_token=ADMIN_TOKEN,
+        redis_url=REDIS_URL if stock == "redis" else None,
+        public_url="http://livecart.test",
+        reservation_ttl_s=600,
+    )
+
+
+@pytest.fixture
+async def shop(aiohttp_client: MakeClient, shop_settings: Settings) -> Api:
+    return Api(await aiohttp_client(create_app(shop_settings)))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(

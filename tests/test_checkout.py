@@ -8,72 +8,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from checkout.app import SHOP
 from config.settings import Settings
 from server.app import DATABASE, create_app
-from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, MakeClient
-
-
-@pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
-def shop_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    database, stock = request.param.split("+")
-    if database == "sqlite":
-        url = f"sqlite:///{tmp_path / 'shop.db'}"
-    else:
-        url = request.getfixturevalue("pg_schema_url")
-    return Settings(
-        data_dir=tmp_path,
-        database_url=url,
-        admin_token=ADMIN_TOKEN,
-        redis_url=REDIS_URL if stock == "redis" else None,
-        public_url="http://livecart.test",
-        reservation_ttl_s=600,
-    )
-
-
-@pytest.fixture
-async def shop(aiohttp_client: MakeClient, shop_settings: Settings) -> Api:
-    return Api(await aiohttp_client(create_app(shop_settings)))
-
-
-async def _show(api: Api, stock: int = 10) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    brand = await api.account("brands")
-    host = await api.account("hosts", "Mia")
-    product = await api.product(brand, title="Silk scarf", price=2900, stock=stock)
-    stream = await api.stream(host, [product["id"]])
-    return host, stream, product
-
-
-async def _buy(
-    api: Api,
-    viewer: dict[str, Any],
-    stream: dict[str, Any],
-    product: dict[str, Any],
-    quantity: int = 1,
-    key: str | None = None,
-    **extra: Any,
-) -> tuple[int, Any]:
-    body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": quantity, **extra}
-    headers = {"Idempotency-Key": key or secrets.token_hex(8)}
-    return await api.call("POST", "/api/orders", viewer["token"], body, headers=headers)
-
-
-async def _sale(
-    api: Api, host: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], **fields: Any
-) -> dict[str, Any]:
-    body = {"product_id": product["id"], "price": 990, "quantity": 3, "duration_s": 180, **fields}
-    _, sale = await api.call("POST", f"/api/streams/{stream['id']}/sales", host["token"], body, expect=201)
-    return dict(sale)
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
+from tests.shopping import buy, open_show, start_sale
 
 
 async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
-    host, stream, product = await _show(shop)
-    sale = await _sale(shop, host, stream, product, per_viewer_limit=2)
+    host, stream, product = await open_show(shop)
+    sale = await start_sale(shop, host, stream, product, per_viewer_limit=2)
     assert sale["price"] == 990 and sale["currency"] == "USD" and sale["quantity"] == 3
     assert sale["remaining"] == 3 and sale["state"] == "live" and sale["ends_at"] > time.time() + 170
     _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
@@ -82,16 +28,16 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     assert stocked["stock"] == 7  # the sale's units left the product's own stock
 
     mia = await shop.account("viewers", "Mia Wong")
-    status, order = await _buy(shop, mia, stream, product, 2, key="tap-1")
+    status, order = await buy(shop, mia, stream, product, 2, key="tap-1")
     assert status == 201, order
     assert order["status"] == "pending_payment" and order["sale_id"] == sale["id"]
     assert (order["unit_price"], order["amount"], order["currency"]) == (990, 1980, "USD")
     assert order["payment"]["provider"] == "demo" and order["payment"]["client_secret"]
     assert order["expires_at"] > time.time() + 500
     # the same tap retried: the same order; the same key for something else: refused
-    status, again = await _buy(shop, mia, stream, product, 2, key="tap-1")
+    status, again = await buy(shop, mia, stream, product, 2, key="tap-1")
     assert status == 200 and again == order
-    status, error = await _buy(shop, mia, stream, product, 1, key="tap-1")
+    status, error = await buy(shop, mia, stream, product, 1, key="tap-1")
     assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
     _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
     assert shown["sale"]["remaining"] == 1  # held units count against what is left
@@ -121,7 +67,7 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
 
 
 async def test_the_room_hears_sale_stock_and_purchase(shop: Api) -> None:
-    host, stream, product = await _show(shop)
+    host, stream, product = await open_show(shop)
     ws = await shop.client.ws_connect(f"/api/streams/{stream['id']}/ws")
     seen: list[dict[str, Any]] = []
 
@@ -137,11 +83,11 @@ async def test_the_room_hears_sale_stock_and_purchase(shop: Api) -> None:
         raise TimeoutError(kind)
 
     await until("hello")
-    sale = await _sale(shop, host, stream, product, quantity=1)
+    sale = await start_sale(shop, host, stream, product, quantity=1)
     assert (await until("sale"))["data"]["id"] == sale["id"]
     assert (await until("stock"))["data"] == {"product_id": product["id"], "remaining": 1}
     lin = await shop.account("viewers", "Lin Chen")
-    _, order = await _buy(shop, lin, stream, product)
+    _, order = await buy(shop, lin, stream, product)
     assert (await until("stock"))["data"]["remaining"] == 0
     await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", lin["token"], expect=200)
     purchase = await until("purchase")
@@ -152,37 +98,37 @@ async def test_the_room_hears_sale_stock_and_purchase(shop: Api) -> None:
 
 
 async def test_sold_out_limits_and_cancel_return_units(shop: Api) -> None:
-    host, stream, product = await _show(shop)
-    await _sale(shop, host, stream, product, quantity=2, per_viewer_limit=1)
+    host, stream, product = await open_show(shop)
+    await start_sale(shop, host, stream, product, quantity=2, per_viewer_limit=1)
     a, b, c = [await shop.account("viewers", n) for n in ("A", "B", "C")]
-    status, first = await _buy(shop, a, stream, product)
+    status, first = await buy(shop, a, stream, product)
     assert status == 201
-    status, error = await _buy(shop, a, stream, product)
+    status, error = await buy(shop, a, stream, product)
     assert status == 409 and error["error"]["code"] == "limit_reached"
-    assert (await _buy(shop, b, stream, product))[0] == 201
-    status, error = await _buy(shop, c, stream, product)
+    assert (await buy(shop, b, stream, product))[0] == 201
+    status, error = await buy(shop, c, stream, product)
     assert status == 409 and error["error"]["code"] == "sold_out"
     _, canceled = await shop.call("POST", f"/api/orders/{first['id']}/cancel", a["token"], expect=200)
     assert canceled["status"] == "canceled"
     await shop.call("POST", f"/api/orders/{first['id']}/cancel", a["token"], expect=200)  # again: same
-    status, order = await _buy(shop, c, stream, product)
+    status, order = await buy(shop, c, stream, product)
     assert status == 201, order  # the canceled unit was there for the next buyer
     status, error = await shop.call("POST", f"/api/orders/{first['id']}/demo-pay", a["token"])
     assert status == 409 and error["error"]["code"] == "order_canceled"
 
 
 async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
-    host, stream, product = await _show(shop, stock=5)
-    sale = await _sale(shop, host, stream, product, quantity=3)
+    host, stream, product = await open_show(shop, stock=5)
+    sale = await start_sale(shop, host, stream, product, quantity=3)
     _, ended = await shop.call(
         "DELETE", f"/api/streams/{stream['id']}/sales/{sale['id']}", host["token"], expect=200
     )
     assert ended["state"] == "ended"
     viewer = await shop.account("viewers")
-    status, error = await _buy(shop, viewer, stream, product, sale_id=sale["id"])
+    status, error = await buy(shop, viewer, stream, product, sale_id=sale["id"])
     assert status == 409 and error["error"]["code"] == "sale_ended"
     # no sale running: the regular price, from the product's own stock
-    status, order = await _buy(shop, viewer, stream, product, 2)
+    status, order = await buy(shop, viewer, stream, product, 2)
     assert status == 201 and order["sale_id"] is None and order["unit_price"] == 2900
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 0  # 5 - 3 for the sale - 2 held by this order
@@ -193,7 +139,7 @@ async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
     await upkeep.sweep()
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 3  # once only
-    status, error = await _buy(shop, viewer, stream, product, 4)
+    status, error = await buy(shop, viewer, stream, product, 4)
     assert status == 409 and error["error"]["code"] == "sold_out"
 
 
@@ -201,10 +147,10 @@ async def test_unpaid_orders_expire_and_their_units_return(
     aiohttp_client: MakeClient, shop_settings: Settings
 ) -> None:
     shop = Api(await aiohttp_client(create_app(shop_settings.replace(reservation_ttl_s=0.3))))
-    host, stream, product = await _show(shop)
-    sale = await _sale(shop, host, stream, product, quantity=1)
+    host, stream, product = await open_show(shop)
+    sale = await start_sale(shop, host, stream, product, quantity=1)
     viewer = await shop.account("viewers")
-    _, held = await _buy(shop, viewer, stream, product)
+    _, held = await buy(shop, viewer, stream, product)
     _, regular_product = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     await asyncio.sleep(0.4)
     upkeep = shop.client.app[SHOP].upkeep
@@ -219,7 +165,7 @@ async def test_unpaid_orders_expire_and_their_units_return(
 
 
 async def test_bad_orders_change_nothing(shop: Api) -> None:
-    host, stream, product = await _show(shop)
+    host, stream, product = await open_show(shop)
     brand = await shop.account("brands")
     elsewhere = await shop.product(brand, title="Not in this show")
     viewer = await shop.account("viewers")
@@ -249,7 +195,7 @@ async def test_bad_orders_change_nothing(shop: Api) -> None:
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 10  # nothing was held by any of that
 
-    _, order = await _buy(shop, viewer, stream, product)
+    _, order = await buy(shop, viewer, stream, product)
     status, _ = await shop.call("GET", f"/api/orders/{order['id']}", other["token"])
     assert status == 403
     status, _ = await shop.call("POST", f"/api/orders/{order['id']}/demo-pay", other["token"])
@@ -263,12 +209,12 @@ async def test_bad_orders_change_nothing(shop: Api) -> None:
     assert status == 409 and error["error"]["code"] == "order_paid"
 
     await shop.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
-    status, error = await _buy(shop, viewer, stream, product)
+    status, error = await buy(shop, viewer, stream, product)
     assert status == 409 and error["error"]["code"] == "stream_ended"
 
 
 async def test_bad_sales_change_nothing(shop: Api) -> None:
-    host, stream, product = await _show(shop, stock=5)
+    host, stream, product = await open_show(shop, stock=5)
     other_host = await shop.account("hosts")
     brand = await shop.account("brands")
     elsewhere = await shop.product(brand, title="Not in this show")
@@ -296,10 +242,10 @@ async def test_bad_sales_change_nothing(shop: Api) -> None:
 
 
 async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
-    host, stream, product = await _show(shop, stock=200)
-    sale = await _sale(shop, host, stream, product, quantity=20, per_viewer_limit=1)
+    host, stream, product = await open_show(shop, stock=200)
+    sale = await start_sale(shop, host, stream, product, quantity=20, per_viewer_limit=1)
     viewers = [await shop.account("viewers", f"buyer{i}") for i in range(120)]
-    results = await asyncio.gather(*(_buy(shop, v, stream, product) for v in viewers))
+    results = await asyncio.gather(*(buy(shop, v, stream, product) for v in viewers))
     won = [order for status, order in results if status == 201]
     codes = {order["error"]["code"] for status, order in results if status != 201}
     assert len(won) == 20 and codes == {"sold_out"}
@@ -313,32 +259,32 @@ async def test_a_rush_sells_exactly_the_quantity(shop: Api) -> None:
 
 
 async def test_a_retried_tap_gets_its_order_even_after_the_sale_sold_out_or_ended(shop: Api) -> None:
-    host, stream, product = await _show(shop)
-    sale = await _sale(shop, host, stream, product, quantity=1, per_viewer_limit=1)
+    host, stream, product = await open_show(shop)
+    sale = await start_sale(shop, host, stream, product, quantity=1, per_viewer_limit=1)
     viewer = await shop.account("viewers")
-    status, order = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    status, order = await buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
     assert status == 201
     # the answer was lost; the app taps again with the same key: the last unit is its own
-    status, again = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    status, again = await buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
     assert status == 200 and again["id"] == order["id"]
     await shop.call("DELETE", f"/api/streams/{stream['id']}/sales/{sale['id']}", host["token"], expect=200)
-    status, again = await _buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
+    status, again = await buy(shop, viewer, stream, product, key="last-unit", sale_id=sale["id"])
     assert status == 200 and again["id"] == order["id"]
-    status, error = await _buy(shop, viewer, stream, product, 2, key="last-unit", sale_id=sale["id"])
+    status, error = await buy(shop, viewer, stream, product, 2, key="last-unit", sale_id=sale["id"])
     assert status == 422 and error["error"]["code"] == "idempotency_key_reused"
     counts = await shop.client.app[SHOP].stock.counts(sale["id"])
     assert (counts.held, counts.remaining) == (1, 0)  # the retries held nothing more
 
 
 async def test_a_database_that_stops_answering_mid_buy_takes_no_units(shop: Api) -> None:
-    host, stream, product = await _show(shop)
-    sale = await _sale(shop, host, stream, product, quantity=5, per_viewer_limit=5)
+    host, stream, product = await open_show(shop)
+    sale = await start_sale(shop, host, stream, product, quantity=5, per_viewer_limit=5)
     viewer = await shop.account("viewers")
-    status, _ = await _buy(shop, viewer, stream, product, sale_id=sale["id"])
+    status, _ = await buy(shop, viewer, stream, product, sale_id=sale["id"])
     assert status == 201  # the stream and sale are now remembered: the next buy reserves first
 
     await shop.client.app[DATABASE].close()
-    taps = await asyncio.gather(*(_buy(shop, viewer, stream, product, sale_id=sale["id"]) for _ in range(3)))
+    taps = await asyncio.gather(*(buy(shop, viewer, stream, product, sale_id=sale["id"]) for _ in range(3)))
 
     assert [(status, body["error"]["code"]) for status, body in taps] == [(503, "database_unavailable")] * 3
     counts = await shop.client.app[SHOP].stock.counts(sale["id"])

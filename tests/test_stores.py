@@ -17,6 +17,7 @@ import pytest
 
 from checkout.records import MinuteSales, Order, OrderStatus, ProductSales, StreamSales
 from core.accounts import UnknownAccount
+from core.db.driver import ConstraintViolation, InvalidValue
 from core.identity import Account, Role
 from core.ids import new_id
 from streaming.records import STREAM_TRANSITIONS, InvalidTransition, Stream, StreamState, UnknownProduct
@@ -410,20 +411,25 @@ async def test_concurrent_rush_orders_are_written_together_each_with_its_own_ans
     orders = [_rush_order(stream, v.id, f"k{i}", sale.id) for i, v in enumerate(viewers)]
     twin = _rush_order(stream, viewers[0].id, "k0", sale.id)  # the same tap sent twice at once
     stranger = _rush_order(stream, "acc_nobody", "k-stranger", sale.id)  # refused by the database
+    # text neither database can store (a lone surrogate, as a raw \xff header byte decodes)
+    garbled = _rush_order(stream, viewers[1].id, "k\udcff", sale.id)
 
     answers = await asyncio.gather(
-        *(stores.orders.create_order(o, take_product_stock=False) for o in [*orders, twin, stranger]),
+        *(
+            stores.orders.create_order(o, take_product_stock=False)
+            for o in [*orders, twin, stranger, garbled]
+        ),
         return_exceptions=True,
     )
 
     assert answers[:40] == orders  # each its own order, every field as given
     assert answers[40] == orders[0]  # the twin gets the order stored under its key
-    assert isinstance(answers[41], ValueError)  # only the bad row's caller hears of it
+    assert isinstance(answers[41], ConstraintViolation)  # only the bad rows' callers hear of them
+    assert isinstance(answers[42], InvalidValue)
     for order in orders:
         assert await stores.orders.get_order(order.id) == order  # read back exactly (floats too)
-    assert (
-        await stores.orders.get_order(twin.id) is None and await stores.orders.get_order(stranger.id) is None
-    )
+    for refused in (twin, stranger, garbled):
+        assert await stores.orders.get_order(refused.id) is None
 
 
 async def test_stream_sales_add_up_paid_orders_only(stores: Stores) -> None:

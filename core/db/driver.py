@@ -4,9 +4,10 @@ Every query livecart runs is written once, in PostgreSQL's `$1` placeholder styl
 SQLite driver rewrites them to `?1`). What the two databases spell differently lives in
 `Dialect`, which is kept to a row-lock clause, the migration lock and a floor function.
 
-Drivers translate their errors into two kinds: `ConstraintViolation` (the database refused
-a row; the owning store turns it into UnknownProduct and friends) and `StoreError` (the
-database is unwell: the HTTP edge answers 503 `database_unavailable`).
+Drivers translate their errors into three kinds: `ConstraintViolation` (the database refused
+a row; the owning store turns it into UnknownProduct and friends), `InvalidValue` (a value the
+database cannot hold, e.g. a NUL in text on PostgreSQL: the caller's to fix, 422) and
+`StoreError` (the database is unwell: the HTTP edge answers 503 `database_unavailable`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ IN_CHUNK = 500
 
 class StoreError(Exception):
     """A database failure that is not the caller's fault (connection lost, schema too new)."""
+
+
+class InvalidValue(ValueError):
+    """A value the database cannot store as given (a NUL or a lone surrogate in text)."""
 
 
 ConstraintKind = Literal["foreign_key", "unique", "check", "not_null", "other"]

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from core.db.driver import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, StoreError
+from core.db.driver import Conn, ConstraintKind, ConstraintViolation, Dialect, InvalidValue, Row, StoreError
 
 # Every livecart process agrees on this key, so only one migrates at a time;
 # other users of advisory locks in the same database would need to avoid it.
@@ -40,12 +40,15 @@ _CONSTRAINT_KINDS: tuple[tuple[type[Exception], ConstraintKind], ...] = (
     (asyncpg.IntegrityConstraintViolationError, "other"),
 )
 
-# Connection refused or dropped, timeouts, server-side errors.
+# Connection refused or dropped, timeouts, server-side errors, a connection left mid-operation
+# (asyncpg's InternalClientError), and values it cannot encode (a lone surrogate).
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
+    UnicodeError,
 )
 
 _PING_TIMEOUT_S = 5.0
@@ -64,6 +67,8 @@ def _translate(exc: BaseException) -> Exception:
     for cls, kind in _CONSTRAINT_KINDS:
         if isinstance(exc, cls):
             return ConstraintViolation(kind, str(exc))
+    if isinstance(exc, asyncpg.DataError | UnicodeError):  # e.g. a NUL in text: this value, not the database
+        return InvalidValue(f"PostgreSQL cannot store this value: {exc}")
     return StoreError(f"PostgreSQL: {exc}")
 
 
@@ -183,8 +188,12 @@ class PostgresDriver:
         # One statement whatever the count (one prepared plan), the rows as one JSON
         # array that PostgreSQL turns into the table's own row type, column by name.
         names = ", ".join(columns)
+        try:
+            encoded = orjson.dumps(rows).decode()
+        except orjson.JSONEncodeError as exc:  # a lone surrogate in some text
+            raise InvalidValue(f"a row cannot be encoded: {exc}") from exc
         return await self.fetchall(
             f"INSERT INTO {table} ({names}) SELECT {names}"
             f" FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) {tail}",
-            orjson.dumps(rows).decode(),
+            encoded,
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from core.db.driver import Conn, ConstraintKind, ConstraintViolation, Dialect, Row, StoreError
+from core.db.driver import Conn, ConstraintKind, ConstraintViolation, Dialect, InvalidValue, Row, StoreError
 
 # CAST truncates, which is the floor for the non-negative numbers it is given (SQLite's
 # FLOOR() exists only when built with its math functions).
@@ -78,6 +78,8 @@ class _Statements:
         except sqlite3.IntegrityError as exc:
             kind = _CONSTRAINT_KINDS.get(exc.sqlite_errorcode, "other")
             raise ConstraintViolation(kind, str(exc)) from exc
+        except UnicodeError as exc:  # a lone surrogate cannot be bound as UTF-8 text
+            raise InvalidValue(f"SQLite cannot store this value: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
         return [dict(row) for row in rows]

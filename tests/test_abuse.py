@@ -1,0 +1,67 @@
+"""What a hostile or clumsy client cannot break: one bad buyer never fails the others, nobody
+hoards the stock, and text no database can store is refused up front.
+
+Runs on in-process stock + SQLite and on Redis stock + PostgreSQL (the `shop` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import orjson
+
+from tests.conftest import Api
+from tests.shopping import buy, open_show, start_sale
+
+
+async def _raw_post(api: Api, path: str, token: str, body: dict[str, Any], headers: bytes) -> tuple[int, Any]:
+    """A POST written byte by byte, for header bytes an HTTP client would not send (e.g. \\xff)."""
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    payload = orjson.dumps(body)
+    writer.write(
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: livecart.test\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(payload)).encode() + b"\r\n" + headers + b"\r\n" + payload
+    )
+    try:
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), orjson.loads(content)
+
+
+async def test_a_garbled_idempotency_key_fails_only_its_own_buyer(shop: Api) -> None:
+    host, stream, product = await open_show(shop, stock=40)
+    sale = await start_sale(shop, host, stream, product, quantity=30)
+    viewers = [await shop.account("viewers", f"buyer {i}") for i in range(30)]
+    body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1, "sale_id": sale["id"]}
+
+    async def tap(i: int, viewer: dict[str, Any]) -> tuple[int, Any]:
+        if i % 10 == 3:  # three taps whose key carries a byte that is not UTF-8
+            return await _raw_post(shop, "/api/orders", viewer["token"], body, b"Idempotency-Key: k\xff\r\n")
+        return await buy(shop, viewer, stream, product, sale_id=sale["id"])
+
+    answers = await asyncio.gather(*(tap(i, v) for i, v in enumerate(viewers)))
+
+    refused = [answer for i, answer in enumerate(answers) if i % 10 == 3]
+    served = [answer for i, answer in enumerate(answers) if i % 10 != 3]
+    assert [status for status, _ in refused] == [422] * 3
+    assert {error["error"]["code"] for _, error in refused} == {"invalid_idempotency_key"}
+    assert [status for status, _ in served] == [201] * 27
+    _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
+    assert shown["sale"]["remaining"] == 3  # the refused taps hold nothing
+
+
+async def test_idempotency_keys_are_printable_ascii_within_the_cap(shop: Api) -> None:
+    _, stream, product = await open_show(shop)
+    viewer = await shop.account("viewers")
+    for key in ("kÿ", "tab\there", "x" * 201, "emoji-😀"):
+        status, error = await buy(shop, viewer, stream, product, key=key)
+        assert (status, error["error"]["code"]) == (422, "invalid_idempotency_key"), key
+    status, _ = await buy(shop, viewer, stream, product, key="plain key-1 " + secrets.token_hex(4))
+    assert status == 201
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 9  # only the good key held a unit
