@@ -91,6 +91,9 @@ async def running(
         settlement,
         ticker,
         reservation_ttl_s=settings.reservation_ttl_s,
+        sale_hold_ttl_s=settings.sale_hold_ttl_s,
+        max_order_quantity=settings.max_order_quantity,
+        max_held_units=settings.max_held_units,
     )
     webhooks = None
     if settings.stripe_secret_key and settings.stripe_webhook_secret:

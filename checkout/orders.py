@@ -15,13 +15,13 @@ import logging
 import time
 
 from checkout.catalog_sql import ProductStore
-from checkout.orders_sql import ORDER, OrderStore
+from checkout.orders_sql import ORDER, HeldTooMany, OrderStore
 from checkout.payments import PaymentProvider
 from checkout.records import FINAL, Order, OrderStatus
 from checkout.sales import Sales
 from checkout.sales_sql import NotEnoughStock
 from checkout.settlement import Settlement
-from checkout.stock import SoldOut, Stock
+from checkout.stock import HoldLimitReached, SoldOut, Stock
 from checkout.streams import StreamFacts, StreamLookup
 from checkout.ticker import StockTicker
 from core import ids
@@ -71,6 +71,9 @@ class Orders:
         ticker: StockTicker,
         *,
         reservation_ttl_s: float,
+        sale_hold_ttl_s: float,
+        max_order_quantity: int,
+        max_held_units: int,
     ) -> None:
         self.store = orders
         self._products = products
@@ -81,6 +84,9 @@ class Orders:
         self._settlement = settlement
         self._ticker = ticker
         self.ttl = reservation_ttl_s
+        self.sale_ttl = sale_hold_ttl_s
+        self.max_quantity = max_order_quantity
+        self.max_held = max_held_units
         self._recent_streams: Recent[str, StreamFacts] = Recent(STREAM_CACHE_S)
 
     # -- buying ----------------------------------------------------------------------------------
@@ -97,6 +103,8 @@ class Orders:
         """The order and whether this call created it (False: a retry with the same key)."""
         viewer = require(principal, Role.VIEWER)
         key = check_idempotency_key(key)
+        if quantity > self.max_quantity:
+            raise Invalid("quantity", f"at most {self.max_quantity} per order", code="over_max_quantity")
         digest = request_hash(stream_id, product_id, quantity, sale_id)
         try:
             return await self._place(viewer, key, digest, stream_id, product_id, quantity, sale_id)
@@ -138,6 +146,7 @@ class Orders:
                 raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
             unit_price, currency = product.price, product.currency
         order_id = ids.new_id(ORDER)
+        ttl = self.sale_ttl if sale is not None else self.ttl  # a rush's holds turn over faster
         order = Order(
             id=order_id,
             viewer_id=viewer.id,
@@ -156,12 +165,12 @@ class Orders:
             client_secret=None,
             created_at=now,
             updated_at=now,
-            expires_at=now + self.ttl,
+            expires_at=now + ttl,
             paid_at=None,
         )
         if sale is not None:
             # Taking the units first: the order row exists only for units that were there.
-            await self._stock.reserve(sale.id, order_id, viewer.id, quantity, self.ttl)
+            await self._stock.reserve(sale.id, order_id, viewer.id, quantity, ttl, self.max_held)
         # The intent before the row, so the row is written once, complete. An intent whose
         # row never gets written is harmless: the buyer never saw its secret, so it is never
         # paid, and it is canceled below or simply lapses.
@@ -176,7 +185,14 @@ class Orders:
             ) from exc
         order = dataclasses.replace(order, intent_id=intent.id, client_secret=intent.client_secret)
         try:
-            stored = await self.store.create_order(order, take_product_stock=sale is None)
+            stored = await self.store.create_order(
+                order, take_product_stock=sale is None, max_held=self.max_held
+            )
+        except HeldTooMany as exc:
+            await self._drop_intent(order)
+            raise HoldLimitReached(
+                f"at most {self.max_held} unpaid units at a time in this stream; pay for those first"
+            ) from exc
         except NotEnoughStock as exc:
             await self._drop_intent(order)
             raise SoldOut("sold out" if exc.available == 0 else f"only {exc.available} left") from exc

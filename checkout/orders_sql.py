@@ -27,7 +27,7 @@ from checkout.records import (
 )
 from checkout.sales_sql import NotEnoughStock
 from core.batch import Batcher
-from core.db.driver import Driver, Row, StoreError, optional_float, placeholders
+from core.db.driver import Conn, Driver, Row, StoreError, optional_float, placeholders
 
 ORDER = "ord"  # id prefix
 
@@ -53,6 +53,14 @@ def _order(row: Row) -> Order:
     )
 
 
+class HeldTooMany(Exception):
+    """The viewer already holds `max_held` unpaid units in this stream."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__(f"{held} units held unpaid")
+        self.held = held
+
+
 class OrderStore:
     """Every method is one transaction (rush orders: one per batch)."""
 
@@ -74,10 +82,13 @@ class OrderStore:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._new_orders.drain(), self.DRAIN_S)
 
-    async def create_order(self, order: Order, *, take_product_stock: bool) -> Order:
+    async def create_order(
+        self, order: Order, *, take_product_stock: bool, max_held: int | None = None
+    ) -> Order:
         """Insert a pending order (taking product stock for a regular order in the same
-        transaction: NotEnoughStock otherwise). If the viewer already used this idempotency
-        key, nothing is written and the order stored under it is returned."""
+        transaction: NotEnoughStock otherwise; HeldTooMany when the viewer would then hold more
+        than `max_held` unpaid units in the stream). If the viewer already used this
+        idempotency key, nothing is written and the order stored under it is returned."""
         if not take_product_stock:
             # A sale's units are held by the stock, not here: the rush path. Concurrent
             # buys go in together (group commit), each row on its own, no transaction:
@@ -91,6 +102,8 @@ class OrderStore:
             )
             if existing is not None:
                 return _order(existing)
+            if max_held is not None:
+                await self._check_held(conn, order, max_held)
             taken = await conn.fetchone(
                 "UPDATE products SET stock = stock - $2, updated_at = $3"
                 " WHERE id = $1 AND stock >= $2 RETURNING stock",
@@ -103,6 +116,23 @@ class OrderStore:
                 raise NotEnoughStock(0 if row is None else int(row["stock"]))
             await conn.execute(f"INSERT INTO orders ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", *_values(order))
         return order
+
+    async def _check_held(self, conn: Conn, order: Order, max_held: int) -> None:
+        # The viewer's row is locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE already is a
+        # lock), so two buys of one viewer cannot both read the same count and both pass.
+        await conn.fetchone(
+            f"SELECT id FROM accounts WHERE id = $1{self._db.dialect.row_lock}", order.viewer_id
+        )
+        row = await conn.fetchone(
+            "SELECT COALESCE(SUM(quantity), 0) AS held FROM orders WHERE viewer_id = $1 AND stream_id = $2"
+            " AND status = 'pending_payment' AND sale_id IS NULL AND expires_at > $3",
+            order.viewer_id,
+            order.stream_id,
+            order.created_at,
+        )
+        held = int(row["held"]) if row else 0
+        if held + order.quantity > max_held:
+            raise HeldTooMany(held)
 
     async def _insert_orders(self, orders: list[Order]) -> list[Order | BaseException]:
         """One INSERT for many rush orders; each answers the order stored under its key.

@@ -31,6 +31,12 @@ class LimitReached(Conflict):
     code = "limit_reached"
 
 
+class HoldLimitReached(Conflict):
+    """The viewer already holds as many unpaid units as one viewer may (`max_held_units`)."""
+
+    code = "hold_limit_reached"
+
+
 class SaleEnded(Conflict):
     code = "sale_ended"
 
@@ -70,9 +76,12 @@ class Stock(Protocol):
     async def end_sale(self, sale_id: str, at: float) -> None:
         """No more reservations after `at`; holds already taken may still commit."""
 
-    async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
-        """Take `quantity` units for `viewer_id` until now + ttl. Raises SoldOut,
-        LimitReached, SaleEnded or UnknownSale; the same hold_id again returns the hold."""
+    async def reserve(
+        self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float, max_held: int
+    ) -> Hold:
+        """Take `quantity` units for `viewer_id` until now + ttl, if the viewer then holds no more
+        than `max_held` unpaid units of the sale. Raises SoldOut, LimitReached, HoldLimitReached,
+        SaleEnded or UnknownSale; the same hold_id again returns the hold."""
 
     async def commit(self, sale_id: str, hold_id: str) -> Hold | None:
         """Held → sold. Returns the hold as it now is (RELEASED if it was lost, e.g.
@@ -100,6 +109,7 @@ class _Sale:
     per_viewer_limit: int
     ends_at: float
     taken: dict[str, int]  # viewer → units held or sold
+    held_by: dict[str, int]  # viewer → units held unpaid
 
 
 class MemoryStock:
@@ -111,14 +121,16 @@ class MemoryStock:
 
     async def open_sale(self, sale_id: str, *, quantity: int, per_viewer_limit: int, ends_at: float) -> None:
         if sale_id not in self._sales:
-            self._sales[sale_id] = _Sale(quantity, quantity, 0, 0, per_viewer_limit, ends_at, {})
+            self._sales[sale_id] = _Sale(quantity, quantity, 0, 0, per_viewer_limit, ends_at, {}, {})
 
     async def end_sale(self, sale_id: str, at: float) -> None:
         sale = self._sales.get(sale_id)
         if sale is not None:
             sale.ends_at = min(sale.ends_at, at)
 
-    async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
+    async def reserve(
+        self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float, max_held: int
+    ) -> Hold:
         existing = self._holds.get(hold_id)
         if existing is not None:
             return existing
@@ -130,11 +142,14 @@ class MemoryStock:
             raise SaleEnded("the sale is over")
         if sale.taken.get(viewer_id, 0) + quantity > sale.per_viewer_limit:
             raise LimitReached(f"at most {sale.per_viewer_limit} per viewer in this sale")
+        if sale.held_by.get(viewer_id, 0) + quantity > max_held:
+            raise HoldLimitReached(f"at most {max_held} unpaid units at a time; pay for those first")
         if sale.remaining < quantity:
             raise SoldOut("sold out" if sale.remaining == 0 else f"only {sale.remaining} left")
         sale.remaining -= quantity
         sale.held += quantity
         sale.taken[viewer_id] = sale.taken.get(viewer_id, 0) + quantity
+        sale.held_by[viewer_id] = sale.held_by.get(viewer_id, 0) + quantity
         hold = Hold(hold_id, sale_id, viewer_id, quantity, HoldState.HELD, now + ttl)
         self._holds[hold_id] = hold
         return hold
@@ -147,6 +162,7 @@ class MemoryStock:
             return hold
         sale = self._sales[hold.sale_id]
         sale.held -= hold.quantity
+        sale.held_by[hold.viewer_id] -= hold.quantity
         if to is HoldState.SOLD:
             sale.sold += hold.quantity
         else:

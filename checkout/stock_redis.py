@@ -1,7 +1,8 @@
 """Flash-sale stock in Redis: every step is one Lua script, so no two buyers see the same unit.
 
 Keys of one sale share a hash tag (`lc:{sale:<id>}:…`): the counters (`sale` hash:
-quantity, remaining, held, sold, limit, ends_at), units taken per viewer (`taken`),
+quantity, remaining, held, sold, limit, ends_at), units taken per viewer (`taken`: held or
+sold, against the sale's per-viewer limit) and held unpaid per viewer (`heldby`),
 the holds (`holds`: hold id → "viewer|qty|state|expires_at") and their expiries
 (`exp` sorted set). Times come from Redis' own clock, so nodes with skewed clocks
 agree on when a sale ends and a hold expires. A set of sales with live holds
@@ -18,7 +19,16 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from checkout.stock import Counts, Hold, HoldState, LimitReached, SaleEnded, SoldOut, UnknownSale
+from checkout.stock import (
+    Counts,
+    Hold,
+    HoldLimitReached,
+    HoldState,
+    LimitReached,
+    SaleEnded,
+    SoldOut,
+    UnknownSale,
+)
 from core.batch import Batcher
 from core.redis import answer
 
@@ -39,6 +49,7 @@ local function settle(id, h, to)
   local viewer, qty, state, expires = parse(h)
   if state ~= 'held' then return h end
   redis.call('HINCRBY', KEYS[1], 'held', -qty)
+  redis.call('HINCRBY', KEYS[5], viewer, -qty)
   if to == 'sold' then
     redis.call('HINCRBY', KEYS[1], 'sold', qty)
   else
@@ -52,21 +63,21 @@ local function settle(id, h, to)
 end
 """
 
-# KEYS: sale, taken, holds, exp. ARGV: quantity, limit, ends_at, keep seconds.
+# KEYS: sale, taken, holds, exp, heldby. ARGV: quantity, limit, ends_at, keep seconds.
 _OPEN = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'quantity', ARGV[1], 'remaining', ARGV[1], 'held', 0, 'sold', 0,
            'limit', ARGV[2], 'ends_at', ARGV[3])
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 return 1
 """
 
-# KEYS: sale, taken, holds, exp. ARGV: ttl, then hold id, viewer, quantity for each
-# reservation (concurrent buys of one sale go in one call). One answer per reservation.
+# KEYS: sale, taken, holds, exp, heldby. ARGV: ttl, max held per viewer, then hold id, viewer,
+# quantity for each reservation (concurrent buys of one sale go in one call). One answer each.
 _RESERVE = (
     _NOW
     + """
-local function reserve(t, id, viewer, qty, ttl)
+local function reserve(t, id, viewer, qty, ttl, max_held)
   local existing = redis.call('HGET', KEYS[3], id)
   if existing then return {'hold', existing} end
   local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'ends_at')
@@ -74,10 +85,13 @@ local function reserve(t, id, viewer, qty, ttl)
   if t >= tonumber(sale[3]) then return {'error', 'ended'} end
   local taken = tonumber(redis.call('HGET', KEYS[2], viewer) or '0')
   if taken + qty > tonumber(sale[2]) then return {'error', 'limit', sale[2]} end
+  local held = tonumber(redis.call('HGET', KEYS[5], viewer) or '0')
+  if held + qty > max_held then return {'error', 'hold_limit', tostring(max_held)} end
   if tonumber(sale[1]) < qty then return {'error', 'sold_out', sale[1]} end
   redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
   redis.call('HINCRBY', KEYS[1], 'held', qty)
   redis.call('HINCRBY', KEYS[2], viewer, qty)
+  redis.call('HINCRBY', KEYS[5], viewer, qty)
   local expires = t + ttl
   local hold = viewer .. '|' .. qty .. '|held|' .. string.format('%.6f', expires)
   redis.call('HSET', KEYS[3], id, hold)
@@ -86,15 +100,16 @@ local function reserve(t, id, viewer, qty, ttl)
 end
 local t = now()
 local ttl = tonumber(ARGV[1])
+local max_held = tonumber(ARGV[2])
 local out = {}
-for i = 2, #ARGV, 3 do
-  table.insert(out, reserve(t, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ttl))
+for i = 3, #ARGV, 3 do
+  table.insert(out, reserve(t, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ttl, max_held))
 end
 return out
 """
 )
 
-# KEYS: sale, taken, holds, exp. ARGV: hold id, 'sold' | 'released'.
+# KEYS: sale, taken, holds, exp, heldby. ARGV: hold id, 'sold' | 'released'.
 _SETTLE = (
     _NOW
     + """
@@ -108,7 +123,7 @@ return settle(ARGV[1], h, ARGV[2])
 """
 )
 
-# KEYS: sale, taken, holds, exp. ARGV: now ('' for Redis' clock), limit.
+# KEYS: sale, taken, holds, exp, heldby. ARGV: now ('' for Redis' clock), limit.
 _EXPIRE = (
     _NOW
     + """
@@ -133,7 +148,7 @@ return {idle, out}
 
 def _keys(sale_id: str) -> list[str]:
     tag = f"lc:{{sale:{sale_id}}}"
-    return [f"{tag}:sale", f"{tag}:taken", f"{tag}:holds", f"{tag}:exp"]
+    return [f"{tag}:sale", f"{tag}:taken", f"{tag}:holds", f"{tag}:exp", f"{tag}:heldby"]
 
 
 def _text(value: bytes | str) -> str:
@@ -152,6 +167,7 @@ class _Reservation:
     viewer_id: str
     quantity: int
     ttl: float
+    max_held: int
 
 
 class RedisStock:
@@ -180,8 +196,12 @@ class RedisStock:
         )
         await answer(self._redis.eval(script, 1, key, repr(at)))
 
-    async def reserve(self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float) -> Hold:
-        answer = await self._reserves.submit(_Reservation(sale_id, hold_id, viewer_id, quantity, ttl))
+    async def reserve(
+        self, sale_id: str, hold_id: str, viewer_id: str, quantity: int, ttl: float, max_held: int
+    ) -> Hold:
+        answer = await self._reserves.submit(
+            _Reservation(sale_id, hold_id, viewer_id, quantity, ttl, max_held)
+        )
         kind = _text(answer[0])
         if kind == "hold":
             return _hold(sale_id, hold_id, answer[1])
@@ -192,19 +212,21 @@ class RedisStock:
             raise SaleEnded("the sale is over")
         if reason == "limit":
             raise LimitReached(f"at most {_text(answer[2])} per viewer in this sale")
+        if reason == "hold_limit":
+            raise HoldLimitReached(f"at most {_text(answer[2])} unpaid units at a time; pay for those first")
         left = int(_text(answer[2]))
         raise SoldOut("sold out" if left == 0 else f"only {left} left")
 
     async def _reserve_many(self, batch: list[_Reservation]) -> list[list[Any]]:
         """Concurrent reservations, one script call per sale (its keys share a slot),
         in the order they came: the first tap gets the first unit."""
-        groups: dict[tuple[str, float], list[int]] = {}
+        groups: dict[tuple[str, float, int], list[int]] = {}
         for index, item in enumerate(batch):
-            groups.setdefault((item.sale_id, item.ttl), []).append(index)
+            groups.setdefault((item.sale_id, item.ttl, item.max_held), []).append(index)
         answers: list[list[Any]] = [[] for _ in batch]
 
-        async def one_sale(sale_id: str, ttl: float, indexes: list[int]) -> None:
-            args: list[int | str] = [repr(ttl)]
+        async def one_sale(sale_id: str, ttl: float, max_held: int, indexes: list[int]) -> None:
+            args: list[int | str] = [repr(ttl), max_held]
             for index in indexes:
                 item = batch[index]
                 args += [item.hold_id, item.viewer_id, item.quantity]
@@ -212,7 +234,7 @@ class RedisStock:
             for index, reply in zip(indexes, replies, strict=True):
                 answers[index] = reply
 
-        await asyncio.gather(*(one_sale(sale, ttl, indexes) for (sale, ttl), indexes in groups.items()))
+        await asyncio.gather(*(one_sale(*group, indexes) for group, indexes in groups.items()))
         return answers
 
     async def _settle_hold(self, sale_id: str, hold_id: str, to: HoldState) -> Hold | None:

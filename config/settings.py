@@ -177,7 +177,15 @@ class Settings:
     publisher_grace_s: float = field(default=10.0, metadata={"parse": _positive_float})
     # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
     stream_directory_ttl_s: float = field(default=15.0, metadata={"parse": _positive_float})
+    # How long an unpaid order holds its units: a regular order, and a flash sale's (shorter:
+    # in a rush, units held by someone who does not pay are units other buyers cannot have).
     reservation_ttl_s: float = field(default=600.0, metadata={"parse": _positive_float})
+    sale_hold_ttl_s: float = field(default=180.0, metadata={"parse": _positive_float})
+    # What one viewer may take at once: units per order, and units held unpaid (per stream for
+    # regular orders, per flash sale for sale holds). Accounts are free, so this bounds what
+    # one account can keep from the others; many accounts are the edge's to limit (README).
+    max_order_quantity: int = field(default=10, metadata={"parse": _int_between(1, 99)})
+    max_held_units: int = field(default=10, metadata={"parse": _int_between(1, 1_000_000)})
     cors_origins: tuple[str, ...] = field(default=(), metadata={"parse": _origins})
     max_body_bytes: int = field(default=1024 * 1024, metadata={"parse": _int_between(1024, 64 * 1024 * 1024)})
     shutdown_timeout_s: float = field(default=10.0, metadata={"parse": _positive_float})

@@ -56,7 +56,8 @@ def shop_cluster(
     workdir: Path, database_url: str, admin_token: str, *, reservation_ttl_s: float, **env: str
 ) -> Iterator[list[ServerProcess]]:
     """Two `livecart serve` nodes sharing one database and a Redis server of their own (the
-    rush and crash suites); both nodes killed and Redis stopped on the way out."""
+    rush and crash suites), every hold (regular or sale) lasting `reservation_ttl_s`; both
+    nodes killed and Redis stopped on the way out."""
     from tests.redis_server import RedisServer
 
     redis = RedisServer(workdir).start()
@@ -66,6 +67,7 @@ def shop_cluster(
             "LIVECART_REDIS_URL": redis.url,
             "LIVECART_ADMIN_TOKEN": admin_token,
             "LIVECART_RESERVATION_TTL_S": f"{reservation_ttl_s:g}",
+            "LIVECART_SALE_HOLD_TTL_S": f"{reservation_ttl_s:g}",
             "LIVECART_LOG_LEVEL": "warning",
         }
         with cluster(workdir, {**shared, **env}) as nodes:

@@ -65,3 +65,48 @@ async def test_idempotency_keys_are_printable_ascii_within_the_cap(shop: Api) ->
     assert status == 201
     _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
     assert stocked["stock"] == 9  # only the good key held a unit
+
+
+async def test_one_viewer_cannot_hoard_a_products_stock(shop: Api) -> None:
+    _, stream, product = await open_show(shop, stock=200)
+    hoarder, buyer = await shop.account("viewers", "Hoarder"), await shop.account("viewers", "Ann")
+    # the hoarder: three unpaid orders of 99 each
+    status, error = await buy(shop, hoarder, stream, product, 99)
+    assert (status, error["error"]["code"]) == (422, "over_max_quantity")
+    status, held = await buy(shop, hoarder, stream, product, 10)  # max_order_quantity, max_held_units
+    assert status == 201
+    status, error = await buy(shop, hoarder, stream, product, 1)
+    assert (status, error["error"]["code"]) == (409, "hold_limit_reached")
+    status, _ = await buy(shop, buyer, stream, product, 3)  # everyone else still buys
+    assert status == 201
+    _, stocked = await shop.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert stocked["stock"] == 200 - 10 - 3  # the refused tap took nothing
+    # once paid, the units are no longer held: the hoarder may buy again
+    await shop.call("POST", f"/api/orders/{held['id']}/demo-pay", hoarder["token"], expect=200)
+    status, _ = await buy(shop, hoarder, stream, product, 10)
+    assert status == 201
+
+
+async def test_a_flash_sale_holds_at_most_max_held_units_per_viewer(shop: Api) -> None:
+    host, stream, product = await open_show(shop, stock=200)
+    sale = await start_sale(shop, host, stream, product, quantity=200, per_viewer_limit=99)
+    hoarder, buyer = await shop.account("viewers", "Hoarder"), await shop.account("viewers", "Ann")
+    for _ in range(2):
+        status, _ = await buy(shop, hoarder, stream, product, 5, sale_id=sale["id"])
+        assert status == 201
+    status, error = await buy(shop, hoarder, stream, product, 1, sale_id=sale["id"])
+    assert (status, error["error"]["code"]) == (409, "hold_limit_reached")
+    status, order = await buy(shop, buyer, stream, product, 2, sale_id=sale["id"])
+    assert status == 201 and order["expires_at"] < order["created_at"] + 181  # sale holds are short
+    _, shown = await shop.call("GET", f"/api/streams/{stream['id']}", expect=200)
+    assert shown["sale"]["remaining"] == 200 - 10 - 2
+
+
+async def test_two_buys_of_one_viewer_at_once_cannot_both_pass_the_hold_limit(shop: Api) -> None:
+    _, stream, product = await open_show(shop, stock=200)
+    viewer = await shop.account("viewers")
+    for _ in range(3):
+        answers = await asyncio.gather(*(buy(shop, viewer, stream, product, 6) for _ in range(4)))
+        assert sorted(status for status, _ in answers) == [201, 409, 409, 409]
+        held = next(order for status, order in answers if status == 201)
+        await shop.call("POST", f"/api/orders/{held['id']}/cancel", viewer["token"], expect=200)

@@ -33,7 +33,8 @@ async def test_a_flash_sale_from_start_to_paid(shop: Api) -> None:
     assert order["status"] == "pending_payment" and order["sale_id"] == sale["id"]
     assert (order["unit_price"], order["amount"], order["currency"]) == (990, 1980, "USD")
     assert order["payment"]["provider"] == "demo" and order["payment"]["client_secret"]
-    assert order["expires_at"] > time.time() + 500
+    # a sale's hold lasts sale_hold_ttl_s (180 s), shorter than a regular order's 600 s
+    assert time.time() + 170 < order["expires_at"] <= time.time() + 180
     # the same tap retried: the same order; the same key for something else: refused
     status, again = await buy(shop, mia, stream, product, 2, key="tap-1")
     assert status == 200 and again == order
@@ -146,7 +147,8 @@ async def test_ended_sale_and_regular_purchases(shop: Api) -> None:
 async def test_unpaid_orders_expire_and_their_units_return(
     aiohttp_client: MakeClient, shop_settings: Settings
 ) -> None:
-    shop = Api(await aiohttp_client(create_app(shop_settings.replace(reservation_ttl_s=0.3))))
+    quick = shop_settings.replace(reservation_ttl_s=0.3, sale_hold_ttl_s=0.3)
+    shop = Api(await aiohttp_client(create_app(quick)))
     host, stream, product = await open_show(shop)
     sale = await start_sale(shop, host, stream, product, quantity=1)
     viewer = await shop.account("viewers")

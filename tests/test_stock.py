@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from checkout.stock import (
     Counts,
+    HoldLimitReached,
     HoldState,
     LimitReached,
     MemoryStock,
@@ -53,9 +54,9 @@ async def _sale(stock: Stock, quantity: int = 5, limit: int = 2, seconds: float 
 
 async def test_reserve_commit_release_move_units_exactly_once(stock: Stock) -> None:
     sale = await _sale(stock)
-    hold = await stock.reserve(sale, "ord_1", "v1", 2, ttl=60)
+    hold = await stock.reserve(sale, "ord_1", "v1", 2, ttl=60, max_held=99)
     assert (hold.state, hold.quantity, hold.viewer_id) == (HoldState.HELD, 2, "v1")
-    assert await stock.reserve(sale, "ord_1", "v1", 2, ttl=60) == hold  # a retry: same hold
+    assert await stock.reserve(sale, "ord_1", "v1", 2, ttl=60, max_held=99) == hold  # a retry: same hold
     assert await stock.counts(sale) == Counts(quantity=5, remaining=3, held=2, sold=0)
     committed = await stock.commit(sale, "ord_1")
     assert committed is not None and committed.state is HoldState.SOLD
@@ -63,7 +64,7 @@ async def test_reserve_commit_release_move_units_exactly_once(stock: Stock) -> N
     assert await stock.release(sale, "ord_1") == committed  # a sold unit does not come back
     counts = await stock.counts(sale)
     assert (counts.remaining, counts.held, counts.sold) == (3, 0, 2)
-    await stock.reserve(sale, "ord_2", "v2", 1, ttl=60)
+    await stock.reserve(sale, "ord_2", "v2", 1, ttl=60, max_held=99)
     released = await stock.release(sale, "ord_2")
     assert released is not None and released.state is HoldState.RELEASED
     assert await stock.release(sale, "ord_2") == released
@@ -77,43 +78,61 @@ async def test_reserve_commit_release_move_units_exactly_once(stock: Stock) -> N
 async def test_refusals_change_nothing(stock: Stock) -> None:
     sale = await _sale(stock, quantity=3, limit=2)
     with pytest.raises(LimitReached):
-        await stock.reserve(sale, "o1", "v1", 3, ttl=60)
-    await stock.reserve(sale, "o2", "v1", 2, ttl=60)
+        await stock.reserve(sale, "o1", "v1", 3, ttl=60, max_held=99)
+    await stock.reserve(sale, "o2", "v1", 2, ttl=60, max_held=99)
     with pytest.raises(LimitReached):
-        await stock.reserve(sale, "o3", "v1", 1, ttl=60)
+        await stock.reserve(sale, "o3", "v1", 1, ttl=60, max_held=99)
     with pytest.raises(SoldOut):
-        await stock.reserve(sale, "o4", "v2", 2, ttl=60)
-    await stock.reserve(sale, "o5", "v2", 1, ttl=60)
+        await stock.reserve(sale, "o4", "v2", 2, ttl=60, max_held=99)
+    await stock.reserve(sale, "o5", "v2", 1, ttl=60, max_held=99)
     with pytest.raises(SoldOut, match="sold out"):
-        await stock.reserve(sale, "o6", "v3", 1, ttl=60)
+        await stock.reserve(sale, "o6", "v3", 1, ttl=60, max_held=99)
     with pytest.raises(UnknownSale):
-        await stock.reserve("sale_nope", "o7", "v3", 1, ttl=60)
+        await stock.reserve("sale_nope", "o7", "v3", 1, ttl=60, max_held=99)
     counts = await stock.counts(sale)
     assert (counts.remaining, counts.held, counts.sold) == (0, 3, 0)
     # a hold given back makes its unit available again
     await stock.release(sale, "o5")
-    assert (await stock.reserve(sale, "o8", "v3", 1, ttl=60)).state is HoldState.HELD
+    assert (await stock.reserve(sale, "o8", "v3", 1, ttl=60, max_held=99)).state is HoldState.HELD
+
+
+async def test_one_viewer_holds_at_most_max_held_unpaid_units(stock: Stock) -> None:
+    sale = await _sale(stock, quantity=20, limit=20)
+    await stock.reserve(sale, "o1", "v1", 2, ttl=60, max_held=3)
+    with pytest.raises(HoldLimitReached):
+        await stock.reserve(sale, "o2", "v1", 2, ttl=60, max_held=3)
+    await stock.reserve(sale, "o3", "v2", 3, ttl=60, max_held=3)  # another viewer has their own
+    await stock.commit(sale, "o1")  # paid: no longer held
+    await stock.reserve(sale, "o4", "v1", 3, ttl=60, max_held=3)
+    await stock.release(sale, "o4")  # canceled: no longer held
+    await stock.reserve(sale, "o5", "v1", 3, ttl=0.1, max_held=3)
+    await asyncio.sleep(0.2)
+    await stock.expire()  # expired: no longer held
+    hold = await stock.reserve(sale, "o6", "v1", 3, ttl=60, max_held=3)
+    assert hold.state is HoldState.HELD
+    counts = await stock.counts(sale)
+    assert (counts.held, counts.sold, counts.remaining) == (6, 2, 12)
 
 
 async def test_a_sale_that_ended_refuses_but_its_holds_still_commit(stock: Stock) -> None:
     sale = await _sale(stock)
-    await stock.reserve(sale, "o1", "v1", 1, ttl=60)
+    await stock.reserve(sale, "o1", "v1", 1, ttl=60, max_held=99)
     await stock.end_sale(sale, time.time() - 1)
     with pytest.raises(SaleEnded):
-        await stock.reserve(sale, "o2", "v2", 1, ttl=60)
+        await stock.reserve(sale, "o2", "v2", 1, ttl=60, max_held=99)
     committed = await stock.commit(sale, "o1")
     assert committed is not None and committed.state is HoldState.SOLD
 
 
 async def test_expired_holds_return_and_cannot_be_paid(stock: Stock) -> None:
     sale = await _sale(stock, quantity=2)
-    await stock.reserve(sale, "o1", "v1", 1, ttl=0.2)
-    await stock.reserve(sale, "o2", "v2", 1, ttl=60)
+    await stock.reserve(sale, "o1", "v1", 1, ttl=0.2, max_held=99)
+    await stock.reserve(sale, "o2", "v2", 1, ttl=60, max_held=99)
     await asyncio.sleep(0.3)
     # paying for a hold after it expired loses it (the caller cancels the payment)
     late = await stock.commit(sale, "o1")
     assert late is not None and late.state is HoldState.RELEASED
-    await stock.reserve(sale, "o3", "v3", 1, ttl=0.1)
+    await stock.reserve(sale, "o3", "v3", 1, ttl=0.1, max_held=99)
     await asyncio.sleep(0.2)
     expired = [h for h in await stock.expire() if h.sale_id == sale]
     assert [h.hold_id for h in expired] == ["o3"]
@@ -125,7 +144,8 @@ async def test_expired_holds_return_and_cannot_be_paid(stock: Stock) -> None:
 async def test_a_rush_never_oversells(stock: Stock) -> None:
     sale = await _sale(stock, quantity=50, limit=1)
     results = await asyncio.gather(
-        *(stock.reserve(sale, f"o{i}", f"v{i}", 1, ttl=60) for i in range(400)), return_exceptions=True
+        *(stock.reserve(sale, f"o{i}", f"v{i}", 1, ttl=60, max_held=99) for i in range(400)),
+        return_exceptions=True,
     )
     won = [r for r in results if not isinstance(r, Exception)]
     lost = [r for r in results if isinstance(r, Exception)]
@@ -168,7 +188,7 @@ class StockMachine(RuleBasedStateMachine):
     def reserve(self, viewer: str, quantity: int, retry: bool) -> None:
         hold_id = self.holds[-1] if retry and self.holds else f"h{len(self.holds)}"
         try:
-            self.run(self.stock.reserve(self.sale, hold_id, viewer, quantity, ttl=600))
+            self.run(self.stock.reserve(self.sale, hold_id, viewer, quantity, ttl=600, max_held=99))
         except (SoldOut, LimitReached):
             return
         if hold_id not in self.holds:
@@ -241,7 +261,7 @@ async def test_reservations_arriving_together_each_get_their_own_answer(stock: S
     ]
 
     results = await asyncio.gather(
-        *(stock.reserve(sale, hold, viewer, qty, ttl=60) for sale, hold, viewer, qty in taps),
+        *(stock.reserve(sale, hold, viewer, qty, ttl=60, max_held=99) for sale, hold, viewer, qty in taps),
         return_exceptions=True,
     )
 
