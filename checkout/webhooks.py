@@ -47,8 +47,8 @@ class StripeWebhooks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def verify(self, payload: bytes, signature: str | None) -> Any:
-        if not signature:
-            raise BadRequest("the Stripe-Signature header is missing", code="invalid_signature")
+        if not signature or not (signature.isascii() and signature.isprintable()):
+            raise BadRequest("the Stripe-Signature header is missing or garbled", code="invalid_signature")
         try:
             return stripe.Webhook.construct_event(payload, signature, self._secret, tolerance=TOLERANCE_S)
         except stripe.SignatureVerificationError:

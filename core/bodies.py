@@ -2,12 +2,15 @@
 
 msgspec checks types, ranges and unknown fields while it parses, and its messages name the
 field: 400 for what is not JSON at all, 422 naming the field for what is JSON but not valid.
+Text no database stores faithfully is refused here, for every body at once (422
+`invalid_text`): a NUL (PostgreSQL refuses it, SQLite keeps it) and a lone UTF-16 surrogate.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -17,6 +20,32 @@ T = TypeVar("T")
 
 _FIELD_AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _FIELD_NAMED = re.compile(r"field `([^`]+)`")
+# In JSON a NUL can only arrive as this escape, and a surrogate only as one of these.
+_NUL_ESCAPE = b"\\u0000"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def bad_text(text: str) -> bool:
+    """Whether text holds what no database here stores faithfully: a NUL or a lone surrogate."""
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _text_with_nul(value: Any, path: str) -> str | None:
+    """The path of the first string holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _text_with_nul(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def decode_json(body: bytes, shape: type[T]) -> T:
@@ -24,7 +53,7 @@ def decode_json(body: bytes, shape: type[T]) -> T:
     if not body.strip():
         raise BadRequest("request body is empty; expected a JSON object", code="malformed_json")
     try:
-        return msgspec.json.decode(body, type=shape)
+        decoded = msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
         message = str(exc)
         field_match = _FIELD_AT.search(message) or _FIELD_NAMED.search(message)
@@ -32,4 +61,11 @@ def decode_json(body: bytes, shape: type[T]) -> T:
         text = _FIELD_AT.sub("", message)
         raise Invalid(field, text, code="invalid_field") from None
     except msgspec.DecodeError as exc:
+        if _SURROGATE_ESCAPE.search(body):  # msgspec refuses a lone one, with an odd message
+            raise Invalid("body", "text must not hold a lone UTF-16 surrogate", code="invalid_text") from None
         raise BadRequest(f"request body is not valid JSON: {exc}", code="malformed_json") from None
+    if _NUL_ESCAPE in body:  # rare: look for the field only then
+        field = _text_with_nul(msgspec.to_builtins(decoded), "")
+        if field is not None:
+            raise Invalid(field or "body", "text must not hold a NUL character", code="invalid_text")
+    return decoded

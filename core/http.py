@@ -112,6 +112,8 @@ async def principal(request: web.Request, *, allow_query_token: bool = False) ->
         token = request.query.get("token") or None
     account = None
     if token is not None:
+        if not (token.isascii() and token.isprintable()):  # no token of ours looks like that
+            raise Unauthorized("the token is not valid", code="invalid_token")
         account = await request.app[AUTH].authenticate(token)
         if account is None:
             raise Unauthorized("the token is not valid", code="invalid_token")

@@ -14,6 +14,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from core.bodies import bad_text
 from core.db.driver import InvalidValue, StoreError
 from core.errors import Invalid, LivecartError, RateLimited, Unavailable
 from core.http import METRICS, SETTINGS, json_response
@@ -163,6 +164,10 @@ def _add_cors(response: web.StreamResponse | web.HTTPException, origin: str | No
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        # A path parameter no record can be named by (a NUL, a byte that is not UTF-8): there
+        # is no such resource, and the database is never asked (PostgreSQL refuses a NUL).
+        if any(bad_text(value) for value in request.match_info.values()):
+            raise web.HTTPNotFound()
         return await handler(request)
     except LivecartError as exc:
         headers = {}

@@ -110,3 +110,50 @@ async def test_two_buys_of_one_viewer_at_once_cannot_both_pass_the_hold_limit(sh
         assert sorted(status for status, _ in answers) == [201, 409, 409, 409]
         held = next(order for status, order in answers if status == 201)
         await shop.call("POST", f"/api/orders/{held['id']}/cancel", viewer["token"], expect=200)
+
+
+async def test_text_no_database_can_store_is_refused_before_it_reaches_one(api: Api) -> None:
+    brand, host = await api.account("brands"), await api.account("hosts")
+    product = await api.product(brand)
+    # a NUL or a byte that is not UTF-8 in a path names no record (PostgreSQL refused a NUL: 503)
+    for path in ("/api/products/%00", "/api/products/a%00b", "/api/streams/%00", "/api/products/%FF%00"):
+        status, error = await api.call("GET", path)
+        assert (status, error["error"]["code"]) == (404, "not_found"), path
+    status, error = await api.call("GET", "/api/products/%FF")  # decoded as a character: no such product
+    assert (status, error["error"]["code"]) == (404, "product_not_found")
+    status, _ = await api.call("GET", "/api/orders/%00", brand["token"])
+    assert status == 404
+    # and in any JSON text: 422 naming the field, nothing written
+    bodies: list[tuple[str, str, str | None, dict[str, Any], str]] = [
+        (
+            "POST",
+            "/api/products",
+            brand["token"],
+            {"title": "a\x00b", "price": 1, "currency": "USD", "stock": 1},
+            "title",
+        ),
+        ("PATCH", f"/api/products/{product['id']}", brand["token"], {"description": "x\x00"}, "description"),
+        ("POST", "/api/viewers", None, {"name": "\x00"}, "name"),
+        ("POST", "/api/streams", host["token"], {"title": "show", "products": ["\x00"]}, "products.0"),
+    ]
+    for method, path, token, body, field in bodies:
+        status, error = await api.call(method, path, token, body)
+        assert (status, error["error"]["code"], error["error"]["field"]) == (422, "invalid_text", field), body
+    lone = b'{"title": "\\ud800", "price": 1, "currency": "USD", "stock": 1}'
+    response = await api.client.post(
+        "/api/products",
+        data=lone,
+        headers={"Authorization": f"Bearer {brand['token']}", "Content-Type": "application/json"},
+    )
+    assert response.status == 422 and (await response.json())["error"]["code"] == "invalid_text"
+    _, kept = await api.call("GET", f"/api/products/{product['id']}", expect=200)
+    assert kept == product
+    _, listed = await api.call("GET", "/api/streams", expect=200)
+    assert listed["streams"] == []
+
+
+async def test_a_garbled_token_is_an_invalid_token(shop: Api) -> None:
+    _, stream, product = await open_show(shop)
+    body = {"stream_id": stream["id"], "product_id": product["id"], "quantity": 1}
+    status, error = await _raw_post(shop, "/api/orders", "lc_\xff", body, b"Idempotency-Key: k1\r\n")
+    assert (status, error["error"]["code"]) == (401, "invalid_token")
