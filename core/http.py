@@ -70,19 +70,24 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=payload, status=status, content_type="application/json", headers=headers)
 
 
-async def read_body(request: web.Request, content_type: str = "application/json") -> bytes:
-    """The raw body: 415 for another content type, 413 past the app's size limit."""
+async def read_body(
+    request: web.Request, content_type: str = "application/json", *, limit: int | None = None
+) -> bytes:
+    """The raw body: 415 for another content type, 413 past `limit` (default: the app's)."""
     if request.content_type != content_type:
         raise UnsupportedMediaType(
             f"expected Content-Type: {content_type}, got {request.content_type or 'none'}"
         )
-    limit = request.app._client_max_size
+    limit = min(limit or request.app._client_max_size, request.app._client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+    if len(body) > limit:  # sent without a Content-Length (chunked)
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return body
 
 
 async def read_json(request: web.Request, shape: type[T]) -> T:

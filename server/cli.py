@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -144,6 +145,11 @@ async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> int
         await runner.cleanup()
         print(f"livecart: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    # Everything made so far (modules, routes, the app's parts) lives as long as the process:
+    # moved out of the collector's reach, a full collection walks only what serving makes
+    # (measured: ~27 ms → ~0.1 ms for the start-up heap), so it stalls the loop far less.
+    gc.collect()
+    gc.freeze()
     url = settings.effective_public_url
     logs.log(log, logging.INFO, "listening", url=url, pid=os.getpid())
     if announce:

@@ -329,7 +329,7 @@ async def test_bad_requests(rtc_api: Api) -> None:
         assert status == 403
         for garbage in ("hello", "v=0\r\nm=audio x\r\n", "v=0\r\ns=-\r\n"):
             status, body = await rtc_api.call("POST", whip, host["token"], data=garbage, headers=sdp)
-            assert status == 400 and body["error"]["code"] in ("bad_sdp", "no_media"), (garbage, body)
+            assert status == 400 and body["error"]["code"] in ("invalid_sdp", "no_media"), (garbage, body)
         pcmu = rtc.connection()
         pcmu.addTransceiver("audio", direction="sendonly").setCodecPreferences(
             [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
@@ -337,7 +337,7 @@ async def test_bad_requests(rtc_api: Api) -> None:
         pcmu_only = await rtc.offer(pcmu)
         await rtc.close(pcmu)
         status, body = await rtc_api.call("POST", whip, host["token"], data=pcmu_only, headers=sdp)
-        assert status == 400 and body["error"]["code"] in ("no_usable_codec", "bad_sdp"), body
+        assert status == 400 and body["error"]["code"] in ("no_usable_codec", "invalid_sdp"), body
         # not live yet: nobody can watch
         status, body = await rtc_api.call("POST", whep, None, data=offer, headers=sdp)
         assert status == 409 and body["error"]["code"] == "stream_not_live"
@@ -353,6 +353,52 @@ async def test_bad_requests(rtc_api: Api) -> None:
         await _sdp(rtc_api, whip, await rtc.offer(second), host["token"], expect=409)
     finally:
         await rtc.close(second)
+        await rtc.close(first)
+
+
+def _with_lines(sdp: str, after: str, lines: list[str]) -> str:
+    """The SDP with `lines` added after the first line starting with `after`."""
+    out = []
+    added = False
+    for line in sdp.splitlines():
+        out.append(line)
+        if not added and line.startswith(after):
+            out += lines
+            added = True
+    return "\r\n".join(out) + "\r\n"
+
+
+async def test_offers_aiortc_cannot_take_are_400_and_outsized_ones_are_refused_unparsed(rtc_api: Api) -> None:
+    host, stream = await _show(rtc_api)
+    whip, whep = f"/api/streams/{stream['id']}/whip", f"/api/streams/{stream['id']}/whep"
+    first, _ = await publish(rtc_api, host, stream)
+    viewer, _ = rtc.viewer()
+    try:
+        good = await rtc.offer(viewer)
+        # an a=fmtp line for a payload type with no a=rtpmap: aiortc raised StopIteration (500)
+        orphan_fmtp = _with_lines(good, "m=video", ["a=fmtp:127 profile-level-id=42e01f"])
+        too_many_lines = good + "".join(f"m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:x{i}\r\n" for i in range(8))
+        candidate = "a=candidate:1 1 udp 2130706431 192.0.2.{n} 9 typ host"
+        too_many_candidates = _with_lines(good, "m=video", [candidate.format(n=n) for n in range(40)])
+        huge = _with_lines(good, "m=video", ["a=x-padding:" + "x" * 40_000])
+        for offer, status, code in (
+            (orphan_fmtp, 400, "invalid_sdp"),
+            (too_many_lines, 400, "invalid_sdp"),
+            (too_many_candidates, 400, "invalid_sdp"),
+            (huge, 413, "payload_too_large"),
+        ):
+            for path, token in ((whep, None), (whip, host["token"])):
+                response = await rtc_api.client.post(
+                    path,
+                    data=offer.encode(),
+                    headers={"Content-Type": "application/sdp"}
+                    | ({"Authorization": f"Bearer {token}"} if token else {}),
+                )
+                body = await response.json()
+                assert (response.status, body["error"]["code"]) == (status, code), (path, body)
+        await _sdp(rtc_api, whep, good)  # the server is fine and still serves a good offer
+    finally:
+        await rtc.close(viewer)
         await rtc.close(first)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from core.errors import BadRequest
 from core.http import SETTINGS, Handler, Route, principal, read_body
+from streaming import peers
 from streaming.app import SHOW
 from streaming.directory import OwnedElsewhere
 
@@ -18,11 +19,11 @@ SDP = "application/sdp"
 
 
 async def _offer(request: web.Request) -> str:
-    body = await read_body(request, SDP)
+    body = await read_body(request, SDP, limit=peers.MAX_OFFER_BYTES)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest("the SDP offer is not UTF-8 text", code="bad_sdp") from None
+        raise BadRequest("the SDP offer is not UTF-8 text", code="invalid_sdp") from None
 
 
 def _created(request: web.Request, role: str, session_id: str, answer: str) -> web.Response:
