@@ -132,12 +132,14 @@ def _pinger(client: redis.Redis) -> ReadinessCheck:
 
 
 async def drain(app: web.Application, timeout: float) -> bool:
-    """Close WebSockets (1001), then wait up to `timeout` for requests being handled.
+    """Refuse new requests (503, connection closed), close WebSockets (1001), then wait up to
+    `timeout` for the requests being handled.
 
     aiohttp's own shutdown stops reading from every connection at once, so a request
     whose body is still arriving would never finish; draining first lets it.
     Returns whether everything finished in time.
     """
+    app[IN_FLIGHT].draining = True
     await _close_websockets(app)
     return await app[IN_FLIGHT].wait_idle(timeout)
 

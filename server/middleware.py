@@ -44,10 +44,15 @@ def route_label(request: web.Request) -> str:
 
 
 class InFlight:
-    """Requests being handled now, so shutdown can wait for them before closing connections."""
+    """Requests being handled now, so shutdown can wait for them before closing connections.
+
+    Once `draining`, new requests (keep-alive connections bring them until closed) get 503
+    `shutting_down` at once, and every answer closes its connection: the count then only goes
+    down, and shutdown ends as soon as the requests it found have finished."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -76,10 +81,14 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
     in_flight = request.app[IN_FLIGHT]
+    if in_flight.draining:
+        return _shutting_down()
     in_flight.enter()
     try:
         response = await handler(request)
         status = response.status
+        if in_flight.draining and not response.prepared:
+            response.force_close()  # the last answer on this connection
         return response
     except web.HTTPException as exc:  # redirects and the like pass through
         status = exc.status
@@ -102,6 +111,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 ms=round(elapsed * 1000, 2),
                 remote=request.remote,
             )
+
+
+def _shutting_down() -> web.Response:
+    down = Unavailable("the server is shutting down; try again", code="shutting_down")
+    response = json_response(down.body(), status=down.status, headers={"Retry-After": "1"})
+    response.force_close()
+    return response
 
 
 def _route_methods(request: web.Request) -> set[str]:
