@@ -186,6 +186,10 @@ class Settings:
     # one account can keep from the others; many accounts are the edge's to limit (README).
     max_order_quantity: int = field(default=10, metadata={"parse": _int_between(1, 99)})
     max_held_units: int = field(default=10, metadata={"parse": _int_between(1, 1_000_000)})
+    # How long one database statement (a lock wait included) and the wait for a pooled
+    # connection may take before the request answers 503 database_unavailable (PostgreSQL).
+    database_statement_timeout_s: float = field(default=5.0, metadata={"parse": _positive_float})
+    database_pool_timeout_s: float = field(default=5.0, metadata={"parse": _positive_float})
     cors_origins: tuple[str, ...] = field(default=(), metadata={"parse": _origins})
     max_body_bytes: int = field(default=1024 * 1024, metadata={"parse": _int_between(1024, 64 * 1024 * 1024)})
     shutdown_timeout_s: float = field(default=10.0, metadata={"parse": _positive_float})

@@ -85,7 +85,11 @@ async def _running(
     """Start every part in the order they depend on each other; stop them in reverse."""
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_database(settings.effective_database_url)
+        db = await open_database(
+            settings.effective_database_url,
+            statement_timeout_s=settings.database_statement_timeout_s,
+            pool_timeout_s=settings.database_pool_timeout_s,
+        )
         stack.push_async_callback(db.close)
         app[DATABASE] = db
         app[READINESS]["database"] = db.ping

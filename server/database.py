@@ -24,16 +24,25 @@ async def schema_version(db: Driver) -> int:
     return await migrations.current_version(db)
 
 
-async def open_database(url: str) -> Driver:
-    """Connect to the database at url and migrate it to the newest schema.
+async def open_database(
+    url: str, *, statement_timeout_s: float | None = None, pool_timeout_s: float | None = None
+) -> Driver:
+    """Connect to the database at url, migrate it to the newest schema, and return a driver
+    whose statements and pool waits are bounded by the timeouts given.
 
-    Raises ValueError for an unknown scheme or malformed URL and StoreError when
-    the database cannot be reached or its schema is newer than this code.
+    The migrations run on a connection of their own without those bounds (building an index
+    may take minutes). Raises ValueError for an unknown scheme or malformed URL and StoreError
+    when the database cannot be reached or its schema is newer than this code.
     """
+    bounded = statement_timeout_s is not None or pool_timeout_s is not None
     db = driver_for_url(url)
     await db.connect()
     try:
         await migrate(db)
+        if bounded:
+            await db.close()
+            db = driver_for_url(url, statement_timeout_s=statement_timeout_s, pool_timeout_s=pool_timeout_s)
+            await db.connect()
     except BaseException:
         await db.close()
         raise

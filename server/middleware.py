@@ -189,6 +189,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        elif exc.status == 503:  # a dependency is down: worth trying again shortly
+            headers["Retry-After"] = "1"
         return json_response(exc.body(), status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -215,7 +217,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             error=str(exc),
         )
         down = Unavailable("the database does not answer; try again", code="database_unavailable")
-        return json_response(down.body(), status=down.status)
+        return json_response(down.body(), status=down.status, headers={"Retry-After": "1"})
     except Exception:
         error_log.exception(
             "unhandled error", extra={"fields": {"method": request.method, "path": request.path}}

@@ -5,8 +5,11 @@ from __future__ import annotations
 from core.db.driver import Driver
 
 
-def driver_for_url(url: str) -> Driver:
-    """An unconnected driver for a database URL.
+def driver_for_url(
+    url: str, *, statement_timeout_s: float | None = None, pool_timeout_s: float | None = None
+) -> Driver:
+    """An unconnected driver for a database URL; the timeouts bound a PostgreSQL statement and
+    the wait for a pooled connection (SQLite has its busy timeout).
 
     `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` → SQLite (parent
     directory created on connect). `postgresql://…` or `postgres://…` → PostgreSQL; a
@@ -22,5 +25,5 @@ def driver_for_url(url: str) -> Driver:
     if scheme in ("postgresql", "postgres"):
         from core.db.postgres import PostgresDriver
 
-        return PostgresDriver(url)
+        return PostgresDriver(url, statement_timeout_s=statement_timeout_s, pool_timeout_s=pool_timeout_s)
     raise ValueError(f"unknown database URL scheme {scheme!r}: use sqlite:///path or postgresql://…")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -52,6 +52,7 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _PING_TIMEOUT_S = 5.0
+_CLIENT_MARGIN_S = 2.0
 
 
 def split_search_path(url: str) -> tuple[str, str | None]:
@@ -69,6 +70,8 @@ def _translate(exc: BaseException) -> Exception:
             return ConstraintViolation(kind, str(exc))
     if isinstance(exc, asyncpg.DataError | UnicodeError):  # e.g. a NUL in text: this value, not the database
         return InvalidValue(f"PostgreSQL cannot store this value: {exc}")
+    if isinstance(exc, TimeoutError | asyncpg.QueryCanceledError):
+        return StoreError("PostgreSQL did not answer in time")
     return StoreError(f"PostgreSQL: {exc}")
 
 
@@ -107,6 +110,12 @@ class _Statements:
 
 
 class PostgresDriver:
+    """A pool of asyncpg connections. With `statement_timeout_s`, PostgreSQL cancels a statement
+    that runs (or waits on a lock) longer, and the client gives up a moment after; with
+    `pool_timeout_s`, a caller waits at most that long for a free connection. Either way the
+    caller gets a StoreError (503 at the edge), never an unbounded wait. Without them (the
+    migrations: an index may take minutes) nothing is bounded."""
+
     def __init__(
         self,
         url: str,
@@ -115,6 +124,8 @@ class PostgresDriver:
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout_s: float = 10.0,
+        statement_timeout_s: float | None = None,
+        pool_timeout_s: float | None = None,
     ) -> None:
         self.url = url
         self._dsn, url_search_path = split_search_path(url)
@@ -122,6 +133,8 @@ class PostgresDriver:
         self._min_size = min_size
         self._max_size = max_size
         self._connect_timeout_s = connect_timeout_s
+        self._statement_timeout_s = statement_timeout_s
+        self._pool_timeout_s = pool_timeout_s
         self._pool: Any = None  # asyncpg.Pool once connected
 
     @property
@@ -132,12 +145,18 @@ class PostgresDriver:
         if self._pool is not None:
             return
         settings = {"search_path": self.search_path} if self.search_path else {}
+        command_timeout = None
+        if self._statement_timeout_s is not None:
+            settings["statement_timeout"] = str(max(1, int(self._statement_timeout_s * 1000)))
+            # the server cancels first; the client's own bound only catches a silent network
+            command_timeout = self._statement_timeout_s + _CLIENT_MARGIN_S
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=self._min_size,
                 max_size=self._max_size,
                 timeout=self._connect_timeout_s,
+                command_timeout=command_timeout,
                 server_settings=settings,
                 reset=_keep_session,
             )
@@ -149,38 +168,43 @@ class PostgresDriver:
         if pool is not None:
             await pool.close()
 
-    def _statements(self) -> _Statements:
+    @asynccontextmanager
+    async def _connection(self, *, transaction: bool = False, write: bool = True) -> AsyncIterator[Conn]:
+        """A pooled connection (in a transaction if asked), waited for at most pool_timeout_s."""
         if self._pool is None:
             raise StoreError("the PostgreSQL database is not open")
-        return _Statements(self._pool)
+        try:
+            async with self._pool.acquire(timeout=self._pool_timeout_s) as conn:
+                if not transaction:
+                    yield _Statements(conn)
+                    return
+                async with conn.transaction(readonly=not write):
+                    yield _Statements(conn)
+        # Only failures of acquire, release, BEGIN, COMMIT or ROLLBACK get here as driver
+        # errors: statements inside were translated by _Statements already.
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
 
     async def ping(self) -> None:
-        statements = self._statements()
         try:
-            await asyncio.wait_for(statements.fetchone("SELECT 1 AS ok"), _PING_TIMEOUT_S)
+            await asyncio.wait_for(self.fetchone("SELECT 1 AS ok"), _PING_TIMEOUT_S)
         except TimeoutError as exc:
             raise StoreError(f"PostgreSQL did not answer within {_PING_TIMEOUT_S:g} s") from exc
 
     async def execute(self, sql: str, *args: Any) -> None:
-        await self._statements().execute(sql, *args)
+        async with self._connection() as conn:
+            await conn.execute(sql, *args)
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        return await self._statements().fetchone(sql, *args)
+        async with self._connection() as conn:
+            return await conn.fetchone(sql, *args)
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return await self._statements().fetchall(sql, *args)
+        async with self._connection() as conn:
+            return await conn.fetchall(sql, *args)
 
-    @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[Conn]:
-        if self._pool is None:
-            raise StoreError("the PostgreSQL database is not open")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction(readonly=not write):
-                yield _Statements(conn)
-        # Only failures of acquire, BEGIN, COMMIT or ROLLBACK get here as driver
-        # errors: statements inside were translated by _Statements already.
-        except _DRIVER_ERRORS as exc:
-            raise StoreError(f"PostgreSQL: {exc}") from exc
+    def transaction(self, *, write: bool) -> AbstractAsyncContextManager[Conn]:
+        return self._connection(transaction=True, write=write)
 
     async def insert_many(
         self, table: str, columns: Sequence[str], rows: Sequence[Row], tail: str
