@@ -35,6 +35,8 @@ class ChatLimits:
     chat_burst: int = 5
     host_factor: float = 4.0  # hosts may talk faster
     max_like: int = 50
+    likes_per_s: float = 20.0  # sustained hearts per second per user (a frame's count spends them)
+    likes_burst: int = 100
     abuse_errors: int = 10  # errors within abuse_window_s before the socket is closed
     abuse_window_s: float = 60.0
     mute_default_s: float = 600.0
@@ -126,17 +128,16 @@ class Session:
             self.error(exc.code, exc.message)
 
     # -- chat ---------------------------------------------------------------------------------
-    def _allow(self, user: Account, factor: float = 1.0) -> float:
-        """Token bucket per user per room on this node; returns 0 or the seconds to wait."""
-        rate = self.limits.chat_per_s * factor
-        burst = self.limits.chat_burst * factor
+    def _allow(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """Token bucket per key (a user's chat, a user's hearts) per room on this node; spends
+        `cost` tokens and returns 0, or the seconds to wait before it could."""
         now = time.monotonic()
-        tokens, last = self.room.buckets.get(user.id, (burst, now))
+        tokens, last = self.room.buckets.get(key, (burst, now))
         tokens = min(burst, tokens + (now - last) * rate)
-        if tokens < 1:
-            self.room.buckets[user.id] = (tokens, now)
-            return (1 - tokens) / rate
-        self.room.buckets[user.id] = (tokens - 1, now)
+        if tokens < cost:
+            self.room.buckets[key] = (tokens, now)
+            return (cost - tokens) / rate
+        self.room.buckets[key] = (tokens - cost, now)
         return 0.0
 
     async def _chat(self, message: dict[str, Any], user: Account) -> None:
@@ -151,7 +152,8 @@ class Session:
         if len(text) > self.limits.max_text:
             self.error("too_long", f"messages are limited to {self.limits.max_text} characters")
             return
-        wait = self._allow(user, self.limits.host_factor if self.is_host else 1.0)
+        factor = self.limits.host_factor if self.is_host else 1.0
+        wait = self._allow(user.id, self.limits.chat_per_s * factor, self.limits.chat_burst * factor)
         if wait:
             self.error("rate_limited", "you are sending messages too fast", retry_after=round(wait, 2))
             return
@@ -175,6 +177,11 @@ class Session:
         count = message.get("count", 1)
         if type(count) is not int or not 1 <= count <= self.limits.max_like:
             self.error("invalid", f'"count" must be an integer from 1 to {self.limits.max_like}')
+            return
+        limits = self.limits
+        wait = self._allow(f"likes:{user.id}", limits.likes_per_s, limits.likes_burst, cost=count)
+        if wait:
+            self.error("rate_limited", "you are sending hearts too fast", retry_after=round(wait, 2))
             return
         self.hub.add_likes(self.room.name, count)
 

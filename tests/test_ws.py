@@ -321,6 +321,27 @@ async def test_likes_are_aggregated_and_viewers_counted(live: Api) -> None:
     assert await live.client.app[HUB].state.unique_viewers(stream["id"]) == 2
 
 
+async def test_hearts_are_rate_limited_per_viewer(live: Api) -> None:
+    _, stream, _ = await _show(live)
+    fan = await live.account("viewers", "fan")
+    watcher, _ = await connect(live, stream["id"])
+    sock, _ = await connect(live, stream["id"], fan["token"])
+    for _ in range(6):  # 300 hearts at once: the burst (100) goes through, the rest is refused
+        await sock.send({"type": "like", "count": 50})
+    refused = [await sock.expect("error") for _ in range(4)]
+    assert {e["data"]["code"] for e in refused} == {"rate_limited"}
+    assert all(0 < e["data"]["retry_after"] <= 2.5 for e in refused)
+    total = 0
+    while total < 100:
+        total = (await watcher.expect("likes"))["data"]["total"]
+    assert total == 100
+    await asyncio.sleep(1.0)  # 20 hearts a second come back
+    await sock.send({"type": "like", "count": 20})
+    while total < 120:
+        total = (await watcher.expect("likes"))["data"]["total"]
+    assert total == 120
+
+
 async def test_bursts_go_out_batched_and_in_order(live: Api) -> None:
     _, stream, _ = await _show(live)
     sock, _ = await connect(live, stream["id"])
