@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chat.uniques import UniqueCounter
+
 
 class RoomState(Protocol):
     async def report_presence(self, room: str, node: str, count: int, ttl: float) -> int:
@@ -49,7 +51,7 @@ class RoomState(Protocol):
 class _Room:
     presence: dict[str, tuple[int, float]] = field(default_factory=dict)  # node → (count, expires)
     peak: int = 0
-    unique: set[str] = field(default_factory=set)
+    unique: UniqueCounter = field(default_factory=UniqueCounter)
     likes: int = 0
     muted: dict[str, float] = field(default_factory=dict)
     banned: set[str] = field(default_factory=set)
@@ -87,11 +89,11 @@ class MemoryRoomState:
         return state.peak if state else 0
 
     async def add_unique_viewers(self, room: str, viewers: Iterable[str]) -> None:
-        self._room(room).unique.update(viewers)
+        self._room(room).unique.add(viewers)
 
     async def unique_viewers(self, room: str) -> int:
         state = self._rooms.get(room)
-        return len(state.unique) if state else 0
+        return state.unique.count() if state else 0
 
     async def add_likes(self, room: str, count: int) -> int:
         state = self._room(room)

@@ -7,6 +7,7 @@ hosts it, how `hello` describes it) it asks through `Subjects` (chat/subjects.py
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -29,9 +30,23 @@ def _since(request: web.Request) -> int | None:
     raw = request.query.get("since")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest("since must be a non-negative integer (the last seq you saw)", code="invalid_since")
     return int(raw)
+
+
+_ANON = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _anonymous_id(request: web.Request) -> str | None:
+    """The id an anonymous viewer's page keeps across reconnects (`anon`), so it is counted
+    once among the unique viewers however often it reconnects."""
+    raw = request.query.get("anon")
+    if raw is None or raw == "":
+        return None
+    if _ANON.fullmatch(raw) is None:
+        raise BadRequest("anon must be 16 to 64 letters, digits, '-' or '_'", code="invalid_anon")
+    return raw
 
 
 def _closer(ws: web.WebSocketResponse) -> Callable[[int, str], None]:
@@ -48,6 +63,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     owner = await request.app[SUBJECTS].owner(room_key)
     who = await principal(request, allow_query_token=True)
     since = _since(request)
+    anon = _anonymous_id(request)
     ws = web.WebSocketResponse(
         protocols=(MSGPACK_PROTOCOL,), compress=False, max_msg_size=MAX_MESSAGE_BYTES, autoping=True
     )
@@ -65,7 +81,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     open_sockets = request.app[WEBSOCKETS]
     open_sockets.add(ws)
     try:
-        await _serve(request.app, ws, conn, room_key, owner, since)
+        await _serve(request.app, ws, conn, room_key, owner, since, anon)
     except Unavailable as exc:  # Redis went away while joining: the client should retry
         if not ws.closed:
             conn.send(events.message(events.ERROR, events.ErrorData(exc.code, exc.message), seq=0))
@@ -82,6 +98,7 @@ async def _serve(
     room_key: str,
     owner: str,
     since: int | None,
+    anon: str | None,
 ) -> None:
     hub, settings = app[HUB], app[SETTINGS]
     if conn.user is not None and (await hub.state.standing(room_key, conn.user.id))[0]:
@@ -113,7 +130,10 @@ async def _serve(
                 conn.send(payload[0] if len(payload) == 1 else payload)
                 sent_upto = max(last, missed[-1].seq)
         room.go_live(conn, sent_upto)
-        hub.note_viewer(room_key, conn.user.id if conn.user is not None else f"anon:{hub.node}:{conn.id}")
+        if conn.user is not None:
+            hub.note_viewer(room_key, conn.user.id)
+        else:  # without an id of its own, each anonymous socket counts as a viewer
+            hub.note_viewer(room_key, f"anon:{anon}" if anon else f"anon:{hub.node}:{conn.id}")
 
         session = Session(
             hub,

@@ -50,6 +50,24 @@ async def test_unique_viewers_and_likes(state: RoomState) -> None:
     assert await state.add_likes(r, 2) == 7
 
 
+async def test_unique_viewers_take_bounded_memory_and_count_within_two_percent(state: RoomState) -> None:
+    r = room()
+    viewers = [f"anon:{secrets.token_hex(8)}" for _ in range(20_000)]
+    for start in range(0, len(viewers), 1000):  # as the presence ticks bring them
+        await state.add_unique_viewers(r, viewers[start : start + 1000])
+    counted = await state.unique_viewers(r)
+    assert abs(counted - 20_000) <= 400, counted
+    await state.add_unique_viewers(r, viewers[:5000])  # seen again: not counted again
+    assert await state.unique_viewers(r) == counted
+    if isinstance(state, RedisRoomState):
+        client = redis.from_url(REDIS_URL)
+        try:
+            size = await client.memory_usage(f"lc:{{{r}}}:uniques")
+        finally:
+            await client.aclose()
+        assert size is not None and size < 16 * 1024  # a set of 20,000 ids took ~1 MB
+
+
 async def test_mutes_bans_and_blocked_words(state: RoomState) -> None:
     r = room()
     assert await state.standing(r, "u1") == (False, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import time
 from pathlib import Path
@@ -319,6 +320,21 @@ async def test_likes_are_aggregated_and_viewers_counted(live: Api) -> None:
     while viewers["data"]["count"] != 1:
         viewers = await socks[0].expect("viewers")
     assert await live.client.app[HUB].state.unique_viewers(stream["id"]) == 2
+
+
+async def test_an_anonymous_viewer_keeping_its_id_is_one_unique_viewer(live: Api) -> None:
+    _, stream, _ = await _show(live)
+    hub = live.client.app[HUB]
+    mine, other = "a" * 16 + secrets.token_hex(4), "b" * 16 + secrets.token_hex(4)
+    for anon in (mine, mine, mine, other):  # a page reconnecting twice, and another page
+        ws = await live.client.ws_connect(f"/api/streams/{stream['id']}/ws?anon={anon}")
+        await ws.receive()  # hello
+        await asyncio.sleep(0.15)  # one presence tick
+        await ws.close()
+    assert await hub.state.unique_viewers(stream["id"]) == 2
+    for bad in ("short", "x" * 65, "spaces not allowed here", "ünicode-ünicode-ü"):
+        status, body = await live.call("GET", f"/api/streams/{stream['id']}/ws", params={"anon": bad})
+        assert (status, body["error"]["code"]) == (400, "invalid_anon"), bad
 
 
 async def test_hearts_are_rate_limited_per_viewer(live: Api) -> None:
