@@ -193,6 +193,10 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default=(), metadata={"parse": _origins})
     max_body_bytes: int = field(default=1024 * 1024, metadata={"parse": _int_between(1024, 64 * 1024 * 1024)})
     shutdown_timeout_s: float = field(default=10.0, metadata={"parse": _positive_float})
+    # A connection that sends nothing (or stops half-way through a request's head) for this
+    # long is closed; a request body that stops arriving for this long is answered 408.
+    idle_timeout_s: float = field(default=15.0, metadata={"parse": _positive_float})
+    body_timeout_s: float = field(default=15.0, metadata={"parse": _positive_float})
     log_level: str = field(default="info", metadata={"parse": _choice("debug", "info", "warning", "error")})
     log_format: str = field(default="text", metadata={"parse": _choice("text", "json")})
     blocked_words: tuple[str, ...] = field(default=(), metadata={"parse": _string_list})

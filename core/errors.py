@@ -47,6 +47,11 @@ class NotFound(LivecartError):
     code = "not_found"
 
 
+class RequestTimeout(LivecartError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(LivecartError):
     status = 409
     code = "conflict"

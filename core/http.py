@@ -9,6 +9,7 @@ the metrics registry, readiness checks and the open WebSockets.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from aiohttp import web
 from config.settings import Settings
 from core.accounts import AccountStore, Authenticator
 from core.bodies import decode_json
-from core.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from core.errors import PayloadTooLarge, RequestTimeout, Unauthorized, UnsupportedMediaType
 from core.identity import Account
 from core.metrics import Metrics
 
@@ -81,10 +82,14 @@ async def read_body(
     limit = min(limit or request.app._client_max_size, request.app._client_max_size)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    seconds = request.app[SETTINGS].body_timeout_s
     try:
-        body = await request.read()
+        async with asyncio.timeout(seconds):  # a client that stops sending holds nothing for long
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {seconds:g} s") from None
     if len(body) > limit:  # sent without a Content-Length (chunked)
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     return body

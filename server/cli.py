@@ -35,6 +35,7 @@ log = logging.getLogger("livecart.server")
 
 EXIT_CONFIG = 2
 ACCEPT_BACKLOG = 4096
+LINGER_S = 2.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +132,16 @@ async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
 async def _serve(settings: Settings, *, reuse_port: bool, announce: bool) -> int:
     app = create_app(settings)
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        # aiohttp's own default keeps an idle connection (or one stuck in a request's head) for
+        # an hour; it starts this timer when a connection opens and after every answer.
+        keepalive_timeout=settings.idle_timeout_s,
+        # After an answer given before the body was read (408, 401, 413), aiohttp reads on for
+        # this long so the client can finish sending and read the answer (its default is 10 s).
+        lingering_time=min(LINGER_S, settings.body_timeout_s),
     )
     await runner.setup()
     # A show that starts brings thousands of viewers in the same second: aiohttp's default

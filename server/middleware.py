@@ -191,7 +191,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         elif exc.status == 503:  # a dependency is down: worth trying again shortly
             headers["Retry-After"] = "1"
-        return json_response(exc.body(), status=exc.status, headers=headers)
+        response = json_response(exc.body(), status=exc.status, headers=headers)
+        if exc.status == 408:  # the rest of a stalled body may still come: not on this connection
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

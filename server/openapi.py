@@ -21,6 +21,7 @@ _STATUS_TEXT = {
     403: "Wrong role or not the owner",
     404: "Not found",
     405: "Method not allowed",
+    408: "The request body stopped arriving",
     409: "Conflict with the current state",
     413: "Body too large",
     415: "Wrong content type",

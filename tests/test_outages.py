@@ -100,6 +100,12 @@ async def test_backends_terminated_mid_rush_give_503s_not_500s_and_are_replaced(
     assert killed is not None and killed >= 5
     assert set(answers) <= {(201, None), (503, "database_unavailable")}, set(answers)
     assert (201, None) in answers
-    for viewer in viewers[:3]:  # broken connections were dropped and new ones made
-        status, _ = await buy(shop, viewer, stream, product)
-        assert status == 201
+    # the last terminations still reach idle pooled connections for a moment; then every buy
+    # goes through: broken connections were dropped and new ones made
+    deadline = time.monotonic() + 3
+    while (await buy(shop, viewers[0], stream, product))[0] != 201:
+        assert time.monotonic() < deadline, "the pool did not recover"
+        await asyncio.sleep(0.1)
+    for viewer in viewers:
+        status, body = await buy(shop, viewer, stream, product)
+        assert status == 201, body

@@ -10,6 +10,7 @@ Tests use this to give every test a fresh schema in one database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -51,6 +52,16 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     UnicodeError,
 )
 
+# A connection that failed this way cannot be trusted with the next statement: the server side
+# is gone, or asyncpg's protocol was left mid-operation. It is closed, and the pool makes a new one.
+_BROKEN: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    OSError,
+    TimeoutError,
+)
+
 _PING_TIMEOUT_S = 5.0
 _CLIENT_MARGIN_S = 2.0
 
@@ -83,29 +94,37 @@ async def _keep_session(connection: Any) -> None:
 
 
 class _Statements:
-    """Runs statements on an asyncpg connection or pool, translating its errors."""
+    """Runs statements on one asyncpg connection, translating its errors; a connection that
+    broke is terminated, so that the pool it goes back to replaces it."""
 
-    def __init__(self, target: Any) -> None:
-        self._target = target  # asyncpg.Connection or asyncpg.Pool: same methods
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn  # asyncpg.Connection
+
+    def _failed(self, exc: BaseException) -> Exception:
+        if isinstance(exc, _BROKEN):
+            # (asyncpg may have let go of a connection the server closed already)
+            with contextlib.suppress(asyncpg.InterfaceError):
+                self._conn.terminate()
+        return _translate(exc)
 
     async def execute(self, sql: str, *args: Any) -> None:
         try:
-            await self._target.execute(sql, *args)
+            await self._conn.execute(sql, *args)
         except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
         try:
-            record = await self._target.fetchrow(sql, *args)
+            record = await self._conn.fetchrow(sql, *args)
         except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         return None if record is None else dict(record)
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
         try:
-            records = await self._target.fetch(sql, *args)
+            records = await self._conn.fetch(sql, *args)
         except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         return [dict(record) for record in records]
 
 
