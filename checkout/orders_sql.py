@@ -280,6 +280,10 @@ class OrderStore:
             ),
         )
 
+    async def webhook_event_seen(self, event_id: str) -> bool:
+        row = await self._db.fetchone("SELECT id FROM webhook_events WHERE id = $1", event_id)
+        return row is not None
+
     async def record_webhook_event(self, event_id: str, event_type: str) -> bool:
         """True the first time an event id is seen; False for a redelivery."""
         async with self._db.transaction(write=True) as conn:

@@ -58,33 +58,43 @@ class StripeWebhooks:
 
     async def receive(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         event = self.verify(payload, signature)
-        if event.type not in HANDLED:
+        try:
+            event_id, event_type = str(event.id), str(event.type)
+            intent_id = str(event.data.object.id) if event_type in HANDLED else ""
+        except (AttributeError, KeyError, TypeError):  # signed, but not what an event holds
+            raise BadRequest("the event lacks its id, type or payment intent", code="invalid_event") from None
+        if event_type not in HANDLED:
             return {"received": True, "handled": False}
-        if not await self._orders.record_webhook_event(event.id, event.type):
+        if await self._orders.webhook_event_seen(event_id):
             return {"received": True, "handled": False, "duplicate": True}
-        intent_id = event.data.object.id
-        task = asyncio.create_task(self._settle(intent_id), name=f"webhook-{event.id}")
+        task = asyncio.create_task(self._settle(event_id, event_type, intent_id), name=f"webhook-{event_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return {"received": True, "handled": True}
 
-    async def _settle(self, intent_id: str) -> None:
+    async def _settle(self, event_id: str, event_type: str, intent_id: str) -> None:
+        """Settle the order the event is about, then remember the event: only an event that
+        was processed is dropped as a duplicate when Stripe delivers it again."""
         try:
-            intent = await self._provider.retrieve(intent_id)
-            order = await self._orders.order_by_intent(intent_id)
-            if order is None and intent.order_id:
-                order = await self._orders.get_order(intent.order_id)
-            if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
-                return
-            if intent.status in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.SUCCEEDED):
-                await self._settlement.authorized(order)
-            elif intent.status is IntentStatus.CANCELED:
-                await self._settlement.failed(order)
-            # requires_payment_method after a failure: the buyer may try another card
+            await self._settle_intent(intent_id)
+            await self._orders.record_webhook_event(event_id, event_type)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the reconciler will see the order still waiting
             log(logger, logging.WARNING, "webhook settling failed", intent=intent_id, error=str(exc))
+
+    async def _settle_intent(self, intent_id: str) -> None:
+        intent = await self._provider.retrieve(intent_id)
+        order = await self._orders.order_by_intent(intent_id)
+        if order is None and intent.order_id:
+            order = await self._orders.get_order(intent.order_id)
+        if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
+            return
+        if intent.status in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.SUCCEEDED):
+            await self._settlement.authorized(order)
+        elif intent.status is IntentStatus.CANCELED:
+            await self._settlement.failed(order)
+        # requires_payment_method after a failure: the buyer may try another card
 
     async def close(self) -> None:
         tasks = list(self._tasks)

@@ -330,6 +330,29 @@ async def test_forged_stale_unknown_duplicate_and_late_events(
     assert final["status"] == "paid"
 
 
+async def test_a_signed_but_malformed_event_is_400_and_its_retry_is_processed(
+    shop: Api, buyer: stripe.StripeClient
+) -> None:
+    viewer, order, _, _ = await _show_and_order(shop)
+    intent_id = order["payment"]["intent_id"]
+    await _pay_in_browser(buyer, intent_id)
+    good = _event("payment_intent.amount_capturable_updated", intent_id)
+    broken = {key: value for key, value in good.items() if key != "data"}  # no payment intent
+    headers = {"Content-Type": "application/json"}
+    payload, signature = _signed(broken)
+    response = await shop.client.post(
+        "/api/webhooks/stripe", data=payload, headers=headers | {"Stripe-Signature": signature}
+    )
+    assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_event"
+    # Stripe retries the same event id, now whole: it is processed, not dropped as a duplicate
+    payload, signature = _signed(good)
+    response = await shop.client.post(
+        "/api/webhooks/stripe", data=payload, headers=headers | {"Stripe-Signature": signature}
+    )
+    assert response.status == 200 and (await response.json())["handled"] is True
+    assert (await _order_status(shop, order, viewer, "paid"))["status"] == "paid"
+
+
 async def test_webhook_without_stripe_is_404(api: Api) -> None:
     status, body = await api.call("POST", "/api/webhooks/stripe", json={})
     assert status == 404 and body["error"]["code"] == "stripe_not_configured"
