@@ -34,7 +34,7 @@ from core.db.driver import Driver
 from core.http import ACCOUNTS, AUTH, METRICS, READINESS, SETTINGS, WEBSOCKETS, ReadinessCheck, Route
 from core.metrics import Metrics
 from core.redis import answer, connect
-from server import health, openapi
+from server import health, openapi, protocol_errors
 from server.database import open_database
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
 from streaming import routes as streaming_routes
@@ -59,6 +59,7 @@ def create_app(
     settings: Settings, *, hub_settings: HubSettings | None = None, chat_limits: ChatLimits | None = None
 ) -> web.Application:
     """The whole server. `hub_settings` and `chat_limits` tune rooms beyond the settings (tests)."""
+    protocol_errors.install()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe, cors, errors])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
+import pytest
+from aiohttp.web_protocol import RequestHandler
 
 from server.app import DATABASE
 from tests.conftest import ADMIN_TOKEN, Api
@@ -156,3 +163,29 @@ async def test_index_page_is_served(api: Api) -> None:
     assert response.status == 200
     assert "text/html" in response.headers["Content-Type"]
     assert "/api/streams" in await response.text()
+
+
+async def test_requests_aiohttp_cannot_parse_get_the_json_error_and_one_warning(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The hook replaces this method of aiohttp's protocol: an upgrade that moves it fails here.
+    assert inspect.signature(RequestHandler.handle_error).parameters.keys() >= {"request", "status", "exc"}
+    caplog.set_level(logging.DEBUG)
+    for raw in (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",  # a header line over 8 KiB
+        b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nFOO@ / HTTP/1.1\r\nHost: x\r\n\r\n",  # 2nd: bad method
+    ):
+        reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+        writer.write(raw)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        last = answer[answer.rfind(b"HTTP/1.") :]
+        head, _, body = last.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0], head
+        assert b"Content-Type: application/json" in head
+        assert orjson.loads(body)["error"]["code"] == "bad_request"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    warned = [r for r in caplog.records if r.getMessage() == "unreadable request"]
+    assert len(warned) == 3 and all(r.exc_info is None for r in warned)
