@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the seeding scenario is the rush tests' own (tests/scenario.py)
 from tests.scenario import flash_sale  # noqa: E402
 
-ADMIN = "bench-admin-" + secrets.token_hex(8)
+ADMIN = "bench-admin-" + secrets.token_hex(16)
 PG = os.environ.get("LIVECART_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = "redis://127.0.0.1:6379/14"
 

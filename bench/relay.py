@@ -63,7 +63,7 @@ def wait_http(url: str, timeout: float = 20) -> None:
 
 def start_livecart(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str, str]:
     port = free_port()
-    admin = "bench-admin-" + secrets.token_hex(8)
+    admin = "bench-admin-" + secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
     env.update(
         LIVECART_DATA_DIR=str(workdir),

@@ -86,7 +86,7 @@ async def probe(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    admin = "bench-admin-" + secrets.token_hex(8)
+    admin = "bench-admin-" + secrets.token_hex(16)
     workdir = tempfile.mkdtemp(prefix="lc-bench-sdp-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
     env.update(

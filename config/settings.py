@@ -47,6 +47,16 @@ def _optional_text(value: Any) -> str | None:
     return text or None
 
 
+def _admin_token(value: Any) -> str | None:
+    token = _optional_text(value)
+    if token is not None and len(token) < 32:
+        raise ValueError(
+            f"must be at least 32 characters (got {len(token)}); for example the output of"
+            " python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
+
+
 def _int_between(low: int, high: int) -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, bool):
@@ -159,7 +169,7 @@ class Settings:
     port: int = field(default=8080, metadata={"parse": _int_between(0, 65535)})
     workers: int = field(default=1, metadata={"parse": _int_between(1, 64)})
     data_dir: Path = field(default=Path("livecart-data"), metadata={"parse": _path})
-    admin_token: str | None = field(default=None, metadata={"parse": _optional_text, "secret": True})
+    admin_token: str | None = field(default=None, metadata={"parse": _admin_token, "secret": True})
     database_url: str | None = field(
         default=None, metadata={"parse": _url("sqlite", "postgresql", "postgres")}
     )
@@ -173,6 +183,8 @@ class Settings:
     stripe_api_base: str | None = field(default=None, metadata={"parse": _url("http", "https")})
     ice_servers: tuple[str, ...] = field(default=(), metadata={"parse": _ice_servers})
     ice_addresses: tuple[str, ...] = field(default=(), metadata={"parse": _ip_addresses})
+    # Proxies in front of livecart whose X-Forwarded-For names the client (per-address limits).
+    trusted_proxies: tuple[str, ...] = field(default=(), metadata={"parse": _ip_addresses})
     # How long a live stream waits for its publisher to come back before it ends.
     publisher_grace_s: float = field(default=10.0, metadata={"parse": _positive_float})
     # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
@@ -306,6 +318,16 @@ def load_settings(
     return settings, sources
 
 
+def redact_ice_server(url: str) -> str:
+    """`turn:user:secret@host:port` with the secret masked (STUN URLs carry none)."""
+    scheme, _, rest = url.partition(":")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    username, _, _ = credentials.partition(":")
+    return f"{scheme}:{username}:****@{host}"
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ****, for logs and `livecart config`."""
     parts = urlsplit(url)
@@ -331,6 +353,8 @@ def describe(settings: Settings, sources: Mapping[str, str]) -> str:
             rendered = "true" if value else "false"
         elif isinstance(value, int | float):
             rendered = repr(value)
+        elif name == "ice_servers":
+            rendered = "[" + ", ".join(_quote(redact_ice_server(v)) for v in value) + "]"
         elif isinstance(value, tuple):
             rendered = "[" + ", ".join(_quote(v) for v in value) + "]"
         elif name in _URL_FIELDS:

@@ -14,6 +14,7 @@ import time
 
 from core import ids
 from core.db.driver import ConstraintViolation, Driver, Row
+from core.errors import RateLimited
 from core.identity import ADMIN, Account, Role, hash_token, new_token
 from core.recent import Recent
 
@@ -119,21 +120,57 @@ class Authenticator:
 
     Every buy tap and chat socket carries a token, so known tokens are remembered for a
     short while (accounts never change role or id; tokens are not revoked yet) rather than
-    read from the database on every request. Unknown tokens are not remembered.
+    read from the database on every request. Unknown tokens are not remembered, and each costs
+    a database read: a client address that presents too many of them (a burst of
+    FAILURE_BURST, then FAILURE_RATE_PER_S) gets 429 for tokens not already known, while
+    tokens that are (the accounts already in use behind the same address) still pass.
     """
 
     CACHE_S = 60.0
     CACHE_SIZE = 50_000
+    FAILURE_BURST = 30.0
+    FAILURE_RATE_PER_S = 0.5
+    MAX_ADDRESSES = 100_000
 
     def __init__(self, accounts: AccountStore, configured_admin_token: str | None) -> None:
         self._accounts = accounts
         self._admin_hash = hash_token(configured_admin_token) if configured_admin_token else None
         self._known: Recent[str, Account] = Recent(self.CACHE_S, max_size=self.CACHE_SIZE)
+        self._failures: dict[str, tuple[float, float]] = {}  # address → (allowance, when)
 
-    async def authenticate(self, token: str) -> Account | None:
+    async def authenticate(self, token: str, client: str | None = None) -> Account | None:
+        """The token's account, or None; RateLimited for a client that failed too often."""
         digest = hash_token(token)
         if self._admin_hash is None:  # generated at first start; never changes after
             self._admin_hash = await self._accounts.get_meta(ADMIN_TOKEN_META)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return ADMIN
-        return await self._known.get(digest, functools.partial(self._accounts.account_by_token_hash, digest))
+        known = self._known.cached(digest)
+        if known is not None:
+            return known
+        if client is not None:
+            self._check(client)
+        account = await self._known.get(
+            digest, functools.partial(self._accounts.account_by_token_hash, digest)
+        )
+        if account is None and client is not None:
+            self._failed(client)
+        return account
+
+    def _allowance(self, client: str) -> float:
+        now = time.monotonic()
+        allowance, at = self._failures.get(client, (self.FAILURE_BURST, now))
+        return min(self.FAILURE_BURST, allowance + (now - at) * self.FAILURE_RATE_PER_S)
+
+    def _check(self, client: str) -> None:
+        allowance = self._allowance(client)
+        if allowance < 1:
+            raise RateLimited(
+                "too many invalid tokens from this address; try again later",
+                retry_after=(1 - allowance) / self.FAILURE_RATE_PER_S,
+            )
+
+    def _failed(self, client: str) -> None:
+        if len(self._failures) >= self.MAX_ADDRESSES:
+            self._failures.clear()  # crude but bounded
+        self._failures[client] = (self._allowance(client) - 1, time.monotonic())

@@ -99,6 +99,19 @@ async def read_json(request: web.Request, shape: type[T]) -> T:
     return decode_json(await read_body(request), shape)
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy (setting
+    `trusted_proxies`), the last address its X-Forwarded-For names that is not one."""
+    remote = request.remote or ""
+    trusted = request.app[SETTINGS].trusted_proxies
+    if remote in trusted:
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed(hops):
+            if hop and hop not in trusted:
+                return hop
+    return remote
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
@@ -124,7 +137,7 @@ async def principal(request: web.Request, *, allow_query_token: bool = False) ->
     if token is not None:
         if not (token.isascii() and token.isprintable()):  # no token of ours looks like that
             raise Unauthorized("the token is not valid", code="invalid_token")
-        account = await request.app[AUTH].authenticate(token)
+        account = await request.app[AUTH].authenticate(token, client_address(request))
         if account is None:
             raise Unauthorized("the token is not valid", code="invalid_token")
     request[PRINCIPAL] = account

@@ -52,6 +52,11 @@ class Recent(Generic[K, V]):
                 self._values.clear()  # crude but bounded; a miss costs one load
             self._values[key] = (started + self.ttl_s, value)
 
+    def cached(self, key: K) -> V | None:
+        """The value if it is kept and fresh; never loads."""
+        kept = self._values.get(key)
+        return kept[1] if kept is not None and kept[0] > time.monotonic() else None
+
     def forget(self, key: K) -> None:
         """The value changed: the next caller loads it again (a load running now is not kept)."""
         self._values.pop(key, None)

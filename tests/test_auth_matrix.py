@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Api
+from config.settings import Settings
+from server.app import create_app
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
 
 CALLERS = ["anonymous", "bad_token", "viewer", "host", "other_host", "brand", "other_brand", "admin"]
 
@@ -148,3 +150,36 @@ async def test_malformed_authorization_header_is_401(api: Api) -> None:
             "POST", "/api/brands", json={"name": "n"}, headers={"Authorization": header}
         )
         assert status == 401 and body["error"]["code"] == "unauthorized", header
+
+
+async def test_an_address_guessing_tokens_is_slowed_down_but_known_tokens_still_pass(api: Api) -> None:
+    brand = await api.account("brands")
+    await api.product(brand)  # its token is in use: known, remembered
+    guesses = [await api.call("GET", "/api/orders/x", f"lc_{i:040d}") for i in range(31)]
+    assert [status for status, _ in guesses[:30]] == [401] * 30
+    status, body = guesses[30]
+    assert (status, body["error"]["code"]) == (429, "rate_limited")
+    response = await api.client.get("/api/orders/x", headers={"Authorization": "Bearer lc_" + "9" * 40})
+    assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+    # the accounts already in use behind that address are not locked out
+    status, _ = await api.call(
+        "POST", "/api/products", brand["token"], {"title": "t", "price": 1, "currency": "USD", "stock": 1}
+    )
+    assert status == 201
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(
+    aiohttp_client: MakeClient, settings: Settings
+) -> None:
+    api = Api(await aiohttp_client(create_app(settings.replace(trusted_proxies=("127.0.0.1",)))))
+    for client in ("203.0.113.7", "203.0.113.8"):
+        for _ in range(30):
+            response = await api.client.get(
+                "/api/orders/x",
+                headers={"Authorization": "Bearer lc_nope", "X-Forwarded-For": f"10.0.0.1, {client}"},
+            )
+            assert response.status == 401
+    response = await api.client.get(
+        "/api/orders/x", headers={"Authorization": "Bearer lc_nope", "X-Forwarded-For": "203.0.113.7"}
+    )
+    assert response.status == 429

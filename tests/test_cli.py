@@ -130,7 +130,7 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server", "config", "--config", str(config)],
         cwd=tmp_path,
-        env=clean_env(LIVECART_ADMIN_TOKEN="very-secret"),
+        env=clean_env(LIVECART_ADMIN_TOKEN="very-secret-" + "s" * 32),
         capture_output=True,
         text=True,
         timeout=30,
@@ -142,10 +142,11 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
 
 
 def test_sigterm_lets_an_in_flight_request_finish(servers: list[ServerProcess], tmp_path: Path) -> None:
-    server = _serve(servers, tmp_path, LIVECART_ADMIN_TOKEN="admin-token-for-test")
+    server = _serve(servers, tmp_path, LIVECART_ADMIN_TOKEN="admin-token-for-the-test-suite-000000")
     body = b'{"name": "Slow brand"}'
     head = (
-        f"POST /api/brands HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-token-for-test\r\n"
+        "POST /api/brands HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Authorization: Bearer admin-token-for-the-test-suite-000000\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -172,12 +173,14 @@ def test_workers_share_one_port_and_stop_together(servers: list[ServerProcess], 
         tmp_path,
         "--workers",
         "2",
-        LIVECART_ADMIN_TOKEN="admin-token-for-test",
+        LIVECART_ADMIN_TOKEN="admin-token-for-the-test-suite-000000",
         LIVECART_REDIS_URL=REDIS_URL,
     )
     assert "with 2 workers" in server.stdout()
     for _ in range(40):
-        status, _ = _request(f"{server.url}/api/brands", "POST", {"name": "b"}, "admin-token-for-test")
+        status, _ = _request(
+            f"{server.url}/api/brands", "POST", {"name": "b"}, "admin-token-for-the-test-suite-000000"
+        )
         assert status == 201
     # every worker answers on the same port; accounts made on one are valid on the other
     children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]

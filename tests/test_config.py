@@ -44,7 +44,7 @@ def test_file_then_environment_then_command_line(tmp_path: Path) -> None:
 def test_every_setting_named_in_the_api_contract_is_accepted() -> None:
     env = {
         "LIVECART_DATA_DIR": "/tmp/lc",
-        "LIVECART_ADMIN_TOKEN": "secret-admin",
+        "LIVECART_ADMIN_TOKEN": "secret-admin-" + "x" * 20,
         "LIVECART_DATABASE_URL": "postgresql://u:pw@db.example/livecart",
         "LIVECART_REDIS_URL": "redis://:pw@127.0.0.1:6379/0",
         "LIVECART_PUBLIC_URL": "https://live.example/",
@@ -68,6 +68,19 @@ def test_every_setting_named_in_the_api_contract_is_accepted() -> None:
     assert "pk_test_1" in text  # publishable keys are public by design
     assert 'admin_token = "****"' in text
     assert "postgresql://u:****@db.example/livecart" in text
+
+
+def test_turn_credentials_are_masked_and_short_admin_tokens_refused() -> None:
+    env = {"LIVECART_ICE_SERVERS": "stun:a.example:3478, turn:alice:s3cret@b.example:3478"}
+    settings, sources = load_settings(None, environ=env)
+    text = describe(settings, sources)
+    assert "s3cret" not in text and '"turn:alice:****@b.example:3478"' in text
+    assert '"stun:a.example:3478"' in text
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, environ={"LIVECART_ADMIN_TOKEN": "a"})
+    assert refused.value.setting == "LIVECART_ADMIN_TOKEN" and "32 characters" in refused.value.message
+    settings, _ = load_settings(None, environ={"LIVECART_ADMIN_TOKEN": "x" * 32})
+    assert settings.admin_token == "x" * 32
 
 
 @pytest.mark.parametrize(
