@@ -96,6 +96,7 @@ class RedisBroker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fills: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.connected = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -104,6 +105,7 @@ class RedisBroker:
         self._task = asyncio.create_task(self._listen(), name="redis-broker-listener")
 
     async def close(self) -> None:
+        self._closing = True
         tasks = [t for t in (self._task, *self._fills) if t is not None]
         for task in tasks:
             task.cancel()
@@ -150,13 +152,7 @@ class RedisBroker:
         self._channels[channel] = room
         # Events up to the seq read *after* subscribing reach joiners through history.
         self._rooms[room] = -1
-        subscribed = False
-        if self._pubsub is not None and self.connected:
-            try:
-                await self._pubsub.ssubscribe(channel)
-                subscribed = True
-            except (RedisError, OSError):
-                pass  # the listener resubscribes every room when it reconnects
+        subscribed = await self._tell_pubsub("ssubscribe", channel)
         self._wake.set()
         try:
             self._rooms[room] = max(self._rooms.get(room, -1), await self.last_seq(room))
@@ -173,9 +169,27 @@ class RedisBroker:
         channel = _keys(room)[2]
         self._channels.pop(channel, None)
         self._filling.pop(room, None)
-        if self._pubsub is not None and self.connected:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.sunsubscribe(channel)
+        await self._tell_pubsub("sunsubscribe", channel)
+
+    async def _tell_pubsub(self, command: str, channel: str) -> bool:
+        """(Un)subscribe on the live pub/sub connection; False when there is none.
+
+        The connection can be closed or replaced while the command is on its way (a
+        reconnect, close()); redis-py then fails in ways that are not RedisError. That is
+        harmless: the listener subscribes exactly ``self._channels`` when it reconnects.
+        """
+        pubsub = self._pubsub
+        if pubsub is None or not self.connected or self._closing:
+            return False
+        try:
+            await getattr(pubsub, command)(channel)
+        except (RedisError, OSError):
+            return False
+        except Exception:
+            if pubsub is self._pubsub and not self._closing:
+                raise
+            return False
+        return True
 
     # -- the listener ------------------------------------------------------------------------
     async def _listen(self) -> None:

@@ -191,3 +191,29 @@ async def test_redis_listener_fills_what_it_missed_while_cut_off(tmp_path: Path)
         await publisher.close()
         await listener.close()
         server.stop()
+
+
+async def test_redis_unsubscribe_racing_close_or_a_reconnect_never_raises(tmp_path: Path) -> None:
+    # A viewer leaving while the node shuts down, or while pub/sub reconnects, must not
+    # surface redis-py's half-closed connection as an error on the leaving socket.
+    server = RedisServer(tmp_path).start()
+    admin = redis.from_url(server.url)
+    try:
+        for round in range(12):
+            broker = RedisBroker(server.url, max_backoff_s=0.2)
+            await broker.start(Recorder())
+            rooms = [room() for _ in range(5)]
+            for name in rooms:
+                await broker.subscribe(name)
+            deadline = time.monotonic() + 3
+            while not broker.connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if round % 2:
+                await admin.client_kill_filter(_type="pubsub")
+            results = await asyncio.gather(
+                broker.close(), *(broker.unsubscribe(name) for name in rooms), return_exceptions=True
+            )
+            assert [r for r in results if isinstance(r, BaseException)] == []
+    finally:
+        await admin.aclose()
+        server.stop()
