@@ -35,6 +35,7 @@ logger = logging.getLogger("livecart.checkout")
 MAX_QUANTITY = 99
 MAX_KEY_LENGTH = 200
 STREAM_CACHE_S = 1.0
+_PAID = frozenset({OrderStatus.PAID, OrderStatus.REFUNDED})
 
 
 def check_idempotency_key(key: str | None) -> str:
@@ -248,11 +249,15 @@ class Orders:
     async def cancel(self, principal: Account | None, order_id: str) -> Order:
         order = await self.get(principal, order_id)
         forbid_unless(principal is not None and principal.id == order.viewer_id, "only the buyer may cancel")
-        if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
-            raise Conflict("the order is paid; ask for a refund instead", code="order_paid")
-        if order.status in FINAL:
+        if order.status in FINAL and order.status is not OrderStatus.REFUNDED:
             return order  # already over: canceling again changes nothing
-        return await self._settlement.give_back(order, OrderStatus.CANCELED)
+        if order.status is OrderStatus.PENDING_PAYMENT:
+            # Decided on the row, not on what was read above: a payment may have claimed it since.
+            order = await self._settlement.give_back(order, OrderStatus.CANCELED)
+        if order.status is OrderStatus.PENDING_PAYMENT or order.status in _PAID:
+            # still pending here: claimed by a payment that is going through
+            raise Conflict("the order is paid (or being paid); ask for a refund", code="order_paid")
+        return order
 
     async def refund(self, principal: Account | None, order_id: str) -> Order:
         """Give a paid order's money back (admin). The units are not restocked: what was

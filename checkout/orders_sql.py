@@ -49,7 +49,13 @@ def _row(order: Order) -> Row:
 def _order(row: Row) -> Order:
     floats = {k: float(row[k]) for k in ("created_at", "updated_at", "expires_at")}
     return Order(
-        **{**row, **floats, "paid_at": optional_float(row["paid_at"]), "status": OrderStatus(row["status"])}
+        **{
+            **row,
+            **floats,
+            "paid_at": optional_float(row["paid_at"]),
+            "authorized_at": optional_float(row["authorized_at"]),
+            "status": OrderStatus(row["status"]),
+        }
     )
 
 
@@ -187,8 +193,11 @@ class OrderStore:
             )
         return None if row is None else _order(row)
 
-    async def transition(self, order_id: str, to: OrderStatus) -> tuple[Order, bool] | None:
-        """Move an order to `to` if the table allows it from where it is.
+    async def transition(
+        self, order_id: str, to: OrderStatus, *, unless_claimed: bool = False
+    ) -> tuple[Order, bool] | None:
+        """Move an order to `to` if the table allows it from where it is (and, with
+        `unless_claimed`, only while settlement has not claimed it: see `claim`).
 
         Returns (order as it now is, whether this call moved it); a refused move returns
         the order unchanged with False. A regular order that fails, expires or is canceled
@@ -202,6 +211,8 @@ class OrderStore:
                 return None
             order = _order(row)
             if order.status == to or not allowed(order.status, to):
+                return order, False
+            if unless_claimed and order.authorized_at is not None:
                 return order, False
             moved = await conn.fetchone(
                 "UPDATE orders SET status = $2, updated_at = $3,"
@@ -223,8 +234,23 @@ class OrderStore:
                 )
             return _order(moved), True
 
+    async def claim(self, order_id: str) -> Order | None:
+        """Settlement takes a pending order whose money is held: `authorized_at` is set (the
+        first time), and from then on moves `unless_claimed` leave it alone. Returns the
+        order as it now is: claimed if it was pending, else whatever it became first."""
+        async with self._db.transaction(write=True) as conn:
+            await conn.execute(
+                "UPDATE orders SET authorized_at = $2, updated_at = $2"
+                " WHERE id = $1 AND status = 'pending_payment' AND authorized_at IS NULL",
+                order_id,
+                time.time(),
+            )
+            row = await conn.fetchone(f"SELECT {_COLUMNS} FROM orders WHERE id = $1", order_id)
+        return None if row is None else _order(row)
+
     async def pending_orders(self, *, expired_by: float | None = None, limit: int = 500) -> list[Order]:
-        """Orders waiting for payment (only those past expires_at when expired_by is given)."""
+        """Orders waiting for payment; with expired_by, only those past expires_at that
+        settlement has not claimed (a claimed order is settlement's to finish)."""
         if expired_by is None:
             rows = await self._db.fetchall(
                 f"SELECT {_COLUMNS} FROM orders WHERE status = 'pending_payment'"
@@ -234,7 +260,7 @@ class OrderStore:
         else:
             rows = await self._db.fetchall(
                 f"SELECT {_COLUMNS} FROM orders WHERE status = 'pending_payment' AND expires_at <= $1"
-                " ORDER BY expires_at LIMIT $2",
+                " AND authorized_at IS NULL ORDER BY expires_at LIMIT $2",
                 expired_by,
                 limit,
             )

@@ -5,7 +5,9 @@ their back; changes go through the stores' methods, each of which is one transac
 
 An order moves only along `TRANSITIONS`; every move is a compare-and-set in the
 store (`UPDATE … WHERE status = <from>`), so doing it twice changes nothing the
-second time and two nodes racing on one order agree on one winner.
+second time and two nodes racing on one order agree on one winner. A pending order
+whose money is held is claimed by settlement (`authorized_at`); from then on only
+settlement moves it (to paid, or to expired when its units were lost).
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class Order:
     updated_at: float
     expires_at: float
     paid_at: float | None
+    # Set when settlement claims the order because its money is held (see settlement.py).
+    authorized_at: float | None = None
 
 
 # -- what paid orders add up to (brand monitoring reads these) -------------------------

@@ -19,6 +19,7 @@ SWEEP_INTERVAL_S = 1.0  # unpaid orders expire within a second of their time
 STOCK_TICK_S = 0.2  # the room hears the stock left at most this often (once per tick in a rush)
 RECONCILE_INTERVAL_S = 30.0  # and the provider is asked about waiting orders this often
 NEVER_PAYABLE_AFTER_S = 60.0  # an order without an intent this old crashed before it got one
+FINISH_CLAIMED_AFTER_S = 10.0  # a payment claimed this long ago and not finished crashed midway
 
 
 class Upkeep:
@@ -43,11 +44,12 @@ class Upkeep:
         for hold in await self._stock.expire():
             order = await self._orders.get_order(hold.hold_id)
             if order is not None and order.status is OrderStatus.PENDING_PAYMENT:
-                await self._settlement.give_back(order, OrderStatus.EXPIRED)
-                expired += 1
+                # A claimed order is left to its payment, which finds the hold lost.
+                moved = await self._settlement.give_back(order, OrderStatus.EXPIRED)
+                expired += moved.status is OrderStatus.EXPIRED
         for order in await self._orders.pending_orders(expired_by=now):
-            await self._settlement.give_back(order, OrderStatus.EXPIRED)
-            expired += 1
+            moved = await self._settlement.give_back(order, OrderStatus.EXPIRED)
+            expired += moved.status is OrderStatus.EXPIRED
         for sale in await self._sales.store.sales_to_settle(now):
             closed = await self._sales.close(sale, sale.ends_at)
             counts = await self._stock.counts(closed.id)
@@ -58,6 +60,12 @@ class Upkeep:
         """Ask the provider about every order still waiting (lost webhooks, crashes)."""
         settled = 0
         for order in await self._orders.pending_orders():
+            if order.authorized_at is not None:
+                # Claimed, then left unfinished (a crash): its money is held, so finish paying.
+                if time.time() - order.authorized_at > FINISH_CLAIMED_AFTER_S:
+                    await self._settlement.authorized(order)
+                    settled += 1
+                continue
             if order.intent_id is None:
                 if time.time() - order.created_at > NEVER_PAYABLE_AFTER_S:
                     await self._settlement.give_back(order, OrderStatus.FAILED)
