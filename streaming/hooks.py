@@ -19,8 +19,8 @@ Why each hook exists:
   the frame's packets. It keeps what the sender's RTCP task reads (the mangled `__packet_count`,
   `__octet_count`, `__rtp_timestamp`, `__ntp_timestamp`) and its own retransmission history,
   reached through a per-instance `_retransmit` (NACK, with RTX when negotiated).
-- aioice's `get_host_addresses` leaves out loopback and offers every other interface; the relay
-  offers exactly the addresses `LIVECART_ICE_ADDRESSES` names (tests: 127.0.0.1 only).
+- ICE: which local addresses are offered (`LIVECART_ICE_ADDRESSES`; tests: 127.0.0.1 only) and
+  which remote addresses a candidate may talk with: streaming/hooks_ice.py.
 
 tests/test_streaming_hooks.py checks every name and signature used here, so an upgrade that
 moves one fails loudly instead of silently decoding (or offering the wrong addresses) again.
@@ -46,13 +46,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
 from aiortc.utils import random16, random32, uint16_add
 
+from streaming import hooks_ice
+
 _PASSTHROUGH = "_livecart_passthrough"
 _PREPACKED = "_livecart_prepacked"
 
 _original_get_decoder = aiortc.rtcrtpreceiver.get_decoder  # type: ignore[attr-defined]
 _original_get_encoder = aiortc.rtcrtpsender.get_encoder  # type: ignore[attr-defined]
-_original_get_host_addresses = aioice.ice.get_host_addresses
-_offered_addresses: tuple[str, ...] = ()
 
 
 class Prepacked(Protocol):
@@ -114,20 +114,12 @@ def _get_encoder(codec: RTCRtpCodecParameters) -> Encoder:
     return _original_get_encoder(codec)
 
 
-def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    if not _offered_addresses:
-        return list(_original_get_host_addresses(use_ipv4, use_ipv6))
-    return [a for a in _offered_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-
 def install(addresses: Sequence[str] = ()) -> None:
     """Put the hooks in place (idempotent). `addresses`: the only local addresses ICE may offer,
-    loopback included; empty = aioice's own choice. Process-wide, like aioice's function."""
-    global _offered_addresses
-    _offered_addresses = tuple(addresses)
+    loopback included; empty = aioice's own choice. Process-wide, like aioice's functions."""
     aiortc.rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[attr-defined]
     aiortc.rtcrtpsender.get_encoder = _get_encoder  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = _get_host_addresses
+    hooks_ice.install(addresses)
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
@@ -318,7 +310,6 @@ EXPECTED: list[tuple[object, str, tuple[str, ...] | None]] = [
     (RTCRtpReceiver, "_send_rtcp_pli", ("self", "media_ssrc")),
     (Encoder, "pack", ("self", "packet")),
     (Decoder, "decode", ("self", "encoded_frame")),
-    (aioice.ice, "get_host_addresses", ("use_ipv4", "use_ipv6")),
     (JitterFrame, "__init__", ("self", "data", "timestamp")),
     (RTCRtpSender, "_retransmit", ("self", "sequence_number")),
     (RTCRtpSender, "_run_rtp", ("self", "codec")),
@@ -370,9 +361,9 @@ def check() -> list[str]:
     originals: dict[tuple[object, str], object] = {
         (aiortc.rtcrtpreceiver, "get_decoder"): _original_get_decoder,
         (aiortc.rtcrtpsender, "get_encoder"): _original_get_encoder,
-        (aioice.ice, "get_host_addresses"): _original_get_host_addresses,
+        **hooks_ice.ORIGINALS,
     }
-    for owner, name, params in EXPECTED:
+    for owner, name, params in EXPECTED + hooks_ice.EXPECTED:
         target = originals.get((owner, name)) or getattr(owner, name, None)
         if target is None:
             problems.append(f"{getattr(owner, '__name__', owner)}.{name} is gone")
@@ -387,8 +378,7 @@ def check() -> list[str]:
         problems.append("RTCRtpSender._next_encoded_frame no longer packs pre-encoded data")
     if "get_decoder(codec)" not in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker):
         problems.append("decoder_worker no longer calls get_decoder(codec)")
-    if "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
-        problems.append("aioice Connection.gather_candidates no longer calls get_host_addresses")
+    problems += hooks_ice.check()
     for function, fragment in SOURCE:
         if fragment not in inspect.getsource(function):
             problems.append(f"{function.__qualname__} no longer contains {fragment!r}")

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aioice import stun
 from aiortc import RTCRtpSender
 from aiortc.rtp import RtpPacket
 from yarl import URL
 
 from config.settings import Settings
 from server.app import create_app
-from streaming import hooks
+from streaming import hooks, hooks_ice
 from streaming.app import RELAY_SETTINGS, SHOW
 from streaming.sessions import RelaySettings
 from tests import webrtc_peers as rtc
@@ -487,3 +488,65 @@ async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retrans
         if viewer is not None:
             await rtc.close(viewer, got)
         await rtc.close(pub)
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list[tuple[bytes, Any]] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append((data, addr))
+
+
+def _sdp_value(sdp: str, prefix: str) -> str:
+    return next(line[len(prefix) :] for line in sdp.splitlines() if line.startswith(prefix))
+
+
+async def test_ice_talks_only_with_the_offered_loopback_address(rtc_api: Api) -> None:
+    """A peer on this machine offers its other addresses too (a browser offers every
+    interface): the relay never sends them a check, and what comes from them is dropped, a
+    valid STUN request included. The only pair that forms is 127.0.0.1 <-> 127.0.0.1."""
+    host, stream = await _show(rtc_api)
+    loop = asyncio.get_running_loop()
+    # 127.0.0.2 is loopback too, so this test talks to nothing off the machine either.
+    stranger_transport, stranger = await loop.create_datagram_endpoint(_Inbox, local_addr=("127.0.0.2", 0))
+    control_transport, control = await loop.create_datagram_endpoint(_Inbox, local_addr=("127.0.0.1", 0))
+    pub = rtc.publisher()
+    try:
+        offer = await rtc.offer(pub)
+        port = stranger_transport.get_extra_info("sockname")[1]
+        # The stranger's candidate outranks the real one: ICE would check it first.
+        stranger_line = f"a=candidate:9 1 udp 2130706431 127.0.0.2 {port} typ host"
+        offer = _with_lines(offer, "a=candidate:", [stranger_line])
+        _, answer = await _sdp(rtc_api, f"/api/streams/{stream['id']}/whip", offer, host["token"])
+        await rtc.accept(pub, answer)
+        await wait_state(rtc_api, stream, "live")
+
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        request.attributes["USERNAME"] = (
+            f"{_sdp_value(answer, 'a=ice-ufrag:')}:{_sdp_value(offer, 'a=ice-ufrag:')}"
+        )
+        request.attributes["PRIORITY"] = 1853824767
+        request.attributes["ICE-CONTROLLING"] = 1
+        request.add_message_integrity(_sdp_value(answer, "a=ice-pwd:").encode())
+        request.add_fingerprint()
+        relay_port = int(candidates(answer)[0].split()[5])
+        dropped = hooks_ice.dropped
+        stranger_transport.sendto(bytes(request), ("127.0.0.1", relay_port))
+        control_transport.sendto(bytes(request), ("127.0.0.1", relay_port))
+        await rtc.wait_for(lambda: control.got, 3, "the relay's answer to a loopback request")
+        answered = stun.parse_message(control.got[0][0])
+        assert answered.message_class is stun.Class.RESPONSE  # the request itself was valid
+        await asyncio.sleep(0.5)
+        assert stranger.got == [] and hooks_ice.dropped > dropped
+        (peer,) = [r.publisher for r in rtc_api.client.app[SHOW].relay.relays.values()]
+        assert peer is not None
+        for transceiver in peer.pc.getTransceivers():
+            ice = transceiver.receiver.transport.transport.iceGatherer._connection
+            pairs = [(p.local_candidate.host, p.remote_candidate.host) for p in ice._nominated.values()]
+            assert pairs and set(pairs) == {("127.0.0.1", "127.0.0.1")}, pairs
+            assert all(p.remote_candidate.host != "127.0.0.2" for p in ice._check_list)
+    finally:
+        await rtc.close(pub)
+        stranger_transport.close()
+        control_transport.close()

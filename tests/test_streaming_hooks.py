@@ -14,7 +14,7 @@ from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from streaming import hooks
+from streaming import hooks, hooks_ice
 
 
 def test_pinned_versions() -> None:
@@ -174,3 +174,16 @@ def test_mdns_candidates_are_dropped_from_offers() -> None:
     assert ".local" not in cleaned
     assert "a=candidate:2 1 udp 2122260223 127.0.0.1 51235 typ host\r\n" in cleaned
     assert cleaned.endswith("a=mid:0\r\n") and cleaned.count("\r\n") == offer.count("\r\n") - 1
+
+
+def test_a_candidate_talks_only_within_its_scope() -> None:
+    hooks.install(("127.0.0.1",))
+    assert hooks_ice.in_scope("127.0.0.1", "127.0.0.1")
+    assert not hooks_ice.in_scope("127.0.0.1", "127.0.0.2")  # loopback, but not offered
+    assert not hooks_ice.in_scope("127.0.0.1", "192.168.1.20")  # this machine's LAN address
+    assert not hooks_ice.in_scope("127.0.0.1", "a1b2c3.local")  # an mDNS name
+    # a node offering a public address serves the internet, never its own loopback
+    assert hooks_ice.in_scope("203.0.113.7", "198.51.100.9")
+    assert hooks_ice.in_scope("203.0.113.7", "2001:db8::1")
+    assert not hooks_ice.in_scope("203.0.113.7", "127.0.0.1")
+    assert not hooks_ice.in_scope("203.0.113.7", "::1")
