@@ -22,7 +22,9 @@ from core.http import Route, json_response, principal, read_json
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Price = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE)]
 StockCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK)]
-Currency = Annotated[str, msgspec.Meta(min_length=3, max_length=3)]
+Currency = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=3, examples=["USD"], description="an ISO 4217 code, any case")
+]
 ImageUrl = Annotated[str, msgspec.Meta(max_length=2000)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 
