@@ -18,7 +18,7 @@ from aiohttp import web
 from chat.announce import Publisher
 from config.settings import Settings
 from core.http import METRICS
-from streaming import hooks, peers
+from streaming import hooks, hooks_ice, peers
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
 from streaming.sessions import RelaySettings, Sessions
@@ -81,6 +81,11 @@ async def running(
         "livecart_relay_viewers",
         "WHEP viewers of this node.",
         lambda: sum(len(r.viewers) for r in relay.relays.values()),
+    )
+    metrics.gauge(
+        "livecart_ice_datagrams_dropped",
+        "Datagrams this process dropped since it started: from outside an offered ICE address's scope.",
+        lambda: hooks_ice.dropped,
     )
     streams.ended_listeners.append(relay.stream_ended)
     await relay.start()

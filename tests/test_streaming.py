@@ -539,6 +539,13 @@ async def test_ice_talks_only_with_the_offered_loopback_address(rtc_api: Api) ->
         assert answered.message_class is stun.Class.RESPONSE  # the request itself was valid
         await asyncio.sleep(0.5)
         assert stranger.got == [] and hooks_ice.dropped > dropped
+        _, metrics = await rtc_api.call("GET", "/metrics", expect=200)
+        (shown,) = [
+            line.split()[1]
+            for line in metrics.splitlines()
+            if line.startswith("livecart_ice_datagrams_dropped ")
+        ]
+        assert float(shown) > dropped  # operators see it too
         (peer,) = [r.publisher for r in rtc_api.client.app[SHOW].relay.relays.values()]
         assert peer is not None
         for transceiver in peer.pc.getTransceivers():
