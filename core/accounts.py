@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import hmac
 import time
+from collections.abc import Sequence
 
 from core import ids
-from core.db.driver import ConstraintViolation, Driver, Row
+from core.db.driver import ConstraintViolation, Driver, Row, chunks, placeholders
 from core.errors import RateLimited
 from core.identity import ADMIN, Account, Role, hash_token, new_token
 from core.recent import Recent
@@ -67,6 +68,18 @@ class AccountStore:
     async def get_account(self, account_id: str) -> Account | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM accounts WHERE id = $1", account_id)
         return None if row is None else _account(row)
+
+    async def names(self, account_ids: Sequence[str]) -> dict[str, str]:
+        """The display names of the accounts that exist among account_ids."""
+        wanted = list(dict.fromkeys(account_ids))
+        found: dict[str, str] = {}
+        async with self._db.transaction(write=False) as conn:
+            for chunk in chunks(wanted):
+                rows = await conn.fetchall(
+                    f"SELECT id, name FROM accounts WHERE id IN ({placeholders(1, len(chunk))})", *chunk
+                )
+                found.update((row["id"], row["name"]) for row in rows)
+        return found
 
     async def account_by_token_hash(self, token_hash: str) -> Account | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM accounts WHERE token_hash = $1", token_hash)

@@ -34,7 +34,7 @@ from core.db.driver import Driver
 from core.http import ACCOUNTS, AUTH, METRICS, READINESS, SETTINGS, WEBSOCKETS, ReadinessCheck, Route
 from core.metrics import Metrics
 from core.redis import answer, connect
-from server import health, openapi, protocol_errors
+from server import health, openapi, pages, protocol_errors
 from server.database import open_database
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
 from streaming import routes as streaming_routes
@@ -47,6 +47,7 @@ DATABASE: web.AppKey[Driver] = web.AppKey("database")
 def all_routes() -> list[Route]:
     return [
         *health.ROUTES,
+        *pages.ROUTES,
         *openapi.ROUTES,
         *account_routes.ROUTES,
         *checkout_routes.ROUTES,
@@ -72,8 +73,8 @@ def create_app(
         app.router.add_route(route.method, route.path, route.handler)
     webrtc.add_options(app)
     app[openapi.DOCUMENT] = openapi.build(routes, version("livecart"))
-    if health.STATIC_DIR.is_dir():
-        app.router.add_static("/static/", health.STATIC_DIR)
+    if pages.STATIC_DIR.is_dir():
+        app.router.add_static("/static/", pages.STATIC_DIR)
 
     app.cleanup_ctx.append(functools.partial(_running, hub_settings=hub_settings, chat_limits=chat_limits))
     app.on_shutdown.append(_close_websockets)
@@ -121,6 +122,7 @@ async def _running(
                 products=shop.catalog,
                 sales=shop.sales,
                 viewers=hub.viewers,
+                names=accounts.names,
                 rooms=hub,
             )
         )

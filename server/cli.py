@@ -116,11 +116,16 @@ async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
             print(f"admin token: {token}", flush=True)
             print("  (printed once; keep it, or set LIVECART_ADMIN_TOKEN)", flush=True)
         if seed_demo:
-            seeded = await demo.seed(db)
-            url = f"{settings.effective_public_url}/api/streams/{seeded.stream_id}"
+            base = settings.effective_public_url
+            seeded = await demo.seed(db, base)
+            url = f"{base}/api/streams/{seeded.stream_id}"
             print(f"demo brand token: {seeded.brand_token}", flush=True)
             print(f"demo host token:  {seeded.host_token}", flush=True)
             print(f"demo stream:      {url}", flush=True)
+            print(
+                f"  studio page (go live; the host token):     {base}/studio/{seeded.stream_id}", flush=True
+            )
+            print(f"  watch page (share it with viewers):        {base}/watch/{seeded.stream_id}", flush=True)
             print(f"  publish (WHIP, host token, e.g. from OBS): {url}/whip", flush=True)
             print(f"  watch (WHEP):                              {url}/whep", flush=True)
             websocket = "ws" + url.removeprefix("http")  # http → ws, https → wss

@@ -10,10 +10,10 @@ from core.db.driver import Driver
 from core.identity import Role
 from streaming.streams_sql import StreamStore
 
-PRODUCTS = (
-    ("Silk scarf", 2900, 50, "Hand-rolled edges, 90 x 90 cm."),
-    ("Lip tint", 1500, 200, "Long-wear, three shades."),
-    ("Canvas tote", 3900, 30, "Heavy canvas, inside pocket."),
+PRODUCTS = (  # title, price, stock, description, picture under static/demo/
+    ("Silk scarf", 2900, 50, "Hand-rolled edges, 90 x 90 cm.", "scarf.svg"),
+    ("Lip tint", 1500, 200, "Long-wear, three shades.", "lip-tint.svg"),
+    ("Canvas tote", 3900, 30, "Heavy canvas, inside pocket.", "tote.svg"),
 )
 
 
@@ -24,7 +24,8 @@ class Demo:
     stream_id: str
 
 
-async def seed(db: Driver) -> Demo:
+async def seed(db: Driver, public_url: str) -> Demo:
+    """The demo's records; its products' pictures are served by this server at `public_url`."""
     accounts = AccountStore(db)
     brand, brand_token = await create_account(accounts, Role.BRAND, "Demo Brand")
     host, host_token = await create_account(accounts, Role.HOST, "Demo Host")
@@ -37,11 +38,11 @@ async def seed(db: Driver) -> Demo:
                 price=price,
                 currency="USD",
                 stock=stock,
-                image_url=None,
+                image_url=f"{public_url.rstrip('/')}/static/demo/{picture}",
                 description=description,
             )
         ).id
-        for title, price, stock, description in PRODUCTS
+        for title, price, stock, description, picture in PRODUCTS
     ]
     stream = await StreamStore(db).create_stream(host_id=host.id, title="Demo show", product_ids=product_ids)
     return Demo(brand_token, host_token, stream.id)

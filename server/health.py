@@ -1,9 +1,8 @@
-"""Operations endpoints: liveness, readiness (each backend checked and named), metrics, index."""
+"""Operations endpoints: liveness, readiness (each backend checked and named), metrics."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import msgspec
 from aiohttp import web
@@ -11,7 +10,6 @@ from aiohttp import web
 from core.http import METRICS, READINESS, ReadinessCheck, Route, json_response
 from core.metrics import CONTENT_TYPE
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 CHECK_TIMEOUT_S = 2.0
 
 
@@ -58,10 +56,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html")
-
-
 ROUTES = [
     Route("GET", "/healthz", healthz, "The process is up", "operations", response=Health),
     Route(
@@ -74,7 +68,4 @@ ROUTES = [
         errors=(503,),
     ),
     Route("GET", "/metrics", metrics, "Prometheus metrics", "operations", response_content_type="text/plain"),
-    Route(
-        "GET", "/", index, "Index page: live and recent streams", "pages", response_content_type="text/html"
-    ),
 ]

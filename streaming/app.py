@@ -8,7 +8,7 @@ the running sale) it asks through `streaming.shop`, handed in by server/app.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -52,11 +52,12 @@ async def running(
     products: ProductCards,
     sales: RunningSales,
     viewers: Callable[[str], Awaitable[int]],
+    names: Callable[[Sequence[str]], Awaitable[dict[str, str]]],
     rooms: Publisher,
 ) -> AsyncIterator[Show]:
     hooks.install(settings.ice_addresses)
     streams = Streams(store, products, rooms)
-    views = StreamViews(store, settings.effective_public_url, products, sales, viewers)
+    views = StreamViews(store, settings.effective_public_url, products, sales, viewers, names)
     directory: Directory = RedisDirectory(client) if client is not None else MemoryDirectory()
     relay_settings = app.get(RELAY_SETTINGS) or RelaySettings(
         publisher_grace_s=settings.publisher_grace_s, directory_ttl_s=settings.stream_directory_ttl_s

@@ -22,6 +22,7 @@ from streaming.streams_sql import StreamStore
 class StreamOut(msgspec.Struct):
     id: str
     host_id: str
+    host_name: str
     title: str
     state: str
     products: list[ProductOut]
@@ -44,8 +45,10 @@ class StreamViews:
         products: ProductCards,
         sales: RunningSales,
         viewers: Callable[[str], Awaitable[int]],
+        names: Callable[[Sequence[str]], Awaitable[dict[str, str]]],
     ) -> None:
         self._store = store
+        self._names = names
         self._public_url = public_url.rstrip("/")
         self._products = products
         self._sales = sales
@@ -55,6 +58,7 @@ class StreamViews:
         """Stream bodies with their products, fetching all products in one query."""
         wanted = list(dict.fromkeys(pid for s in streams for pid in s.product_ids))
         products = {p.id: p for p in await self._products.cards(wanted)}
+        hosts = await self._names([s.host_id for s in streams])
         counts = dict.fromkeys((s.id for s in streams), 0)
         for s in streams:
             if s.state is StreamState.LIVE:
@@ -69,12 +73,13 @@ class StreamViews:
                     sales[s.id] = await self._sales.current_view(s.id)
                 except Unavailable:
                     pass  # stock counters unreachable: the stream is still served
-        return [self.view(s, products, counts[s.id], sales[s.id]) for s in streams]
+        return [self.view(s, products, hosts.get(s.host_id, ""), counts[s.id], sales[s.id]) for s in streams]
 
     def view(
         self,
         stream: Stream,
         products: dict[str, ProductOut],
+        host_name: str = "",
         viewers: int = 0,
         sale: SaleOut | None = None,
     ) -> StreamOut:
@@ -82,6 +87,7 @@ class StreamViews:
         return StreamOut(
             id=stream.id,
             host_id=stream.host_id,
+            host_name=host_name,
             title=stream.title,
             state=str(stream.state),
             products=[products[p] for p in stream.product_ids if p in products],

@@ -20,6 +20,7 @@ async def _show(api: Api) -> tuple[dict[str, Any], dict[str, Any], list[dict[str
 async def test_created_stream_shows_products_in_order_and_urls(api: Api) -> None:
     host, stream, _ = await _show(api)
     assert stream["title"] == "Friday show" and stream["host_id"] == host["id"]
+    assert stream["host_name"] == host["name"]
     assert stream["state"] == "scheduled"
     assert [p["title"] for p in stream["products"]] == ["Tote", "Scarf"]
     assert stream["pinned"] is None and stream["sale"] is None and stream["viewers"] == 0
@@ -71,6 +72,7 @@ async def test_list_puts_live_first_then_scheduled_then_ended(api: Api) -> None:
     _, body = await api.call("GET", "/api/streams", expect=200)
     assert [s["title"] for s in body["streams"]] == ["Third", "Second", "Friday show"]
     assert [s["state"] for s in body["streams"]] == ["live", "scheduled", "ended"]
+    assert {s["host_name"] for s in body["streams"]} == {host["name"]}
     assert body["streams"][0]["started_at"] is not None
     assert second["id"] in {s["id"] for s in body["streams"]}
 

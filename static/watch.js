@@ -1,0 +1,663 @@
+// The viewer's page: the show over WHEP, the room's events over one WebSocket, Buy in a sheet.
+import { $, ApiError, api, clock, compact, el, icon, money, pathId, report, saved, thumb } from "/static/lib/api.js";
+import { Room } from "/static/lib/room.js";
+import { Player } from "/static/lib/webrtc.js";
+
+const CHAT_LINES = 40;
+const TICKER_MS = 4000;
+const LIKE_FLUSH_MS = 300;
+const ORDER_POLL_MS = 1000;
+const ORDER_POLL_TRIES = 60;
+const VIEWER_KEY = "livecart.viewer";
+const SOLD_OUT_LINGER_S = 15;
+
+const id = pathId();
+const page = {
+  stream: null,
+  me: readViewer(),
+  anon: anonId(),
+  room: null,
+  player: null,
+  likesPending: 0,
+  likesMine: 0,
+  hearts: 0,
+  ticker: null,
+  sheet: null, // what the sheet shows: {step, ...}
+};
+window.e2e = Object.assign(window.e2e || { errors: [] }, { page });
+
+function readViewer() {
+  try {
+    const me = JSON.parse(saved.get(VIEWER_KEY) || "null");
+    return me && me.token ? me : null;
+  } catch {
+    return null;
+  }
+}
+
+function anonId() {
+  let anon = saved.get("livecart.anon");
+  if (!anon || !/^[A-Za-z0-9_-]{16,64}$/.test(anon)) {
+    anon = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    saved.set("livecart.anon", anon);
+  }
+  return anon;
+}
+
+// -- what the page shows of the stream ------------------------------------------------------
+function product(productId) {
+  const s = page.stream;
+  return (s.pinned && s.pinned.id === productId ? s.pinned : null) || s.products.find((p) => p.id === productId) || null;
+}
+
+// The sale a viewer sees on the card: a running one; a sold-out one until its end and for a
+// little while after the last unit went (the card says "Sold out" rather than vanishing).
+function currentSale() {
+  const sale = page.stream.sale;
+  if (!sale) return null;
+  const now = Date.now() / 1000;
+  if (sale.remaining === 0 && sale.state !== "live") return now < sale.ends_at + SOLD_OUT_LINGER_S ? sale : null;
+  return sale.state !== "ended" && now < sale.ends_at ? sale : null;
+}
+
+function featured() {
+  const s = page.stream;
+  if (s.pinned) return s.pinned;
+  const sale = currentSale();
+  return sale ? product(sale.product_id) : null;
+}
+
+function shownSale(item) {
+  const sale = currentSale();
+  return sale && item && sale.product_id === item.id ? sale : null;
+}
+
+// The sale an order placed now would be priced by: running (or out of units only until a hold
+// returns), never one that is over.
+function buyableSale(item) {
+  const sale = page.stream.sale;
+  const running = sale && sale.state !== "ended" && Date.now() / 1000 < sale.ends_at;
+  return running && item && sale.product_id === item.id ? sale : null;
+}
+
+function renderHeader() {
+  const s = page.stream;
+  const host = s.host_name || "Host";
+  $("#host").textContent = host;
+  $("#avatar").textContent = host.slice(0, 1).toUpperCase();
+  $("#title").textContent = s.title;
+  document.title = `${s.title} — livecart`;
+  const badge = $("#badge");
+  badge.hidden = false;
+  badge.className = `badge ${s.state}`;
+  badge.textContent = { live: "Live", scheduled: "Soon", ended: "Ended" }[s.state] || s.state;
+  renderViewers();
+}
+
+function renderViewers() {
+  const box = $("#viewers");
+  box.hidden = page.stream.state !== "live";
+  box.replaceChildren(icon("eye"), compact.format(page.stream.viewers || 0));
+  box.setAttribute("aria-label", `${page.stream.viewers || 0} watching`);
+}
+
+function renderProduct() {
+  const card = $("#product");
+  const item = featured();
+  if (!item) {
+    card.hidden = true;
+    card.dataset.sale = "";
+    card.replaceChildren();
+    return;
+  }
+  const sale = shownSale(item);
+  const left = sale ? sale.remaining : item.stock;
+  const soldOut = left <= 0;
+  const ended = page.stream.state === "ended";
+  const meta = el("div", { className: "meta" });
+  if (sale) {
+    meta.append(el("span", { className: "hot" }, icon("bolt"), "Flash sale"));
+    if (!soldOut) meta.append(el("span", { className: "countdown num", id: "countdown" }));
+  }
+  if (sale || left <= 20) meta.append(el("span", { className: "left num", id: "left" }, soldOut ? "Sold out" : `${left} left`));
+  card.replaceChildren(
+    thumb(item),
+    el(
+      "div",
+      { className: "info" },
+      el("span", { className: "t" }, item.title),
+      el(
+        "span",
+        { className: "price" },
+        money(sale ? sale.price : item.price, item.currency),
+        sale ? el("span", { className: "was", "aria-label": `was ${money(item.price, item.currency)}` }, money(item.price, item.currency)) : null,
+      ),
+      meta,
+    ),
+    el("button", { className: "primary buy", id: "buy", type: "button", disabled: soldOut || ended, onclick: () => openBuy(item) }, soldOut ? "Sold out" : "Buy"),
+  );
+  card.hidden = false;
+  card.dataset.product = item.id;
+  card.dataset.sale = sale ? sale.id : "";
+  // an open Buy sheet shows the price the order will be made at, whatever just changed
+  if (page.sheet && page.sheet.step === "buy" && !page.sheet.busy) renderSheet();
+  tickCountdown();
+}
+
+function tickCountdown() {
+  if (!page.stream) return;
+  const sale = currentSale();
+  if ((sale ? sale.id : "") !== ($("#product").dataset.sale || "")) {
+    renderProduct(); // a sale began or is over: the card changes
+    return;
+  }
+  const box = $("#countdown");
+  if (box && sale) box.textContent = `ends in ${clock(sale.ends_at - Date.now() / 1000)}`;
+}
+
+function renderState() {
+  const message = $("#state-msg");
+  const s = page.stream;
+  const playing = page.player && page.player.state === "live";
+  let text = "";
+  if (page.room && page.room.state === "refused") text = "You can no longer join this show's chat.";
+  else if (s.state === "scheduled") text = "Starts soon — stay here, it begins by itself.";
+  else if (s.state === "ended") text = "The show has ended. Thanks for watching!";
+  else if (page.player && page.player.state === "reconnecting") text = "Reconnecting…";
+  else if (page.room && page.room.state === "reconnecting") text = "Reconnecting…";
+  else if (!playing) text = "Connecting to the show…";
+  message.hidden = !text;
+  message.textContent = text;
+  message.dataset.state = text ? (s.state === "live" ? (page.player?.state || "connecting") : s.state) : "playing";
+  $("#unmute").hidden = !(playing && $("#video").muted);
+}
+
+function renderAll() {
+  renderHeader();
+  renderProduct();
+  renderState();
+}
+
+// -- video ----------------------------------------------------------------------------------
+function syncPlayer() {
+  const live = page.stream.state === "live";
+  if (live && !page.player) {
+    page.player = new Player({
+      url: `/api/streams/${encodeURIComponent(id)}/whep`,
+      token: page.me && page.me.token,
+      video: $("#video"),
+      onState: (state, detail) => {
+        if (state === "failed") {
+          report("video", detail);
+          // not live (yet, or any more): the room's next `stream` event starts it again
+          page.player = null;
+        }
+        renderState();
+      },
+    });
+    window.e2e.player = page.player;
+    page.player.start();
+  } else if (!live && page.player) {
+    page.player.stop({ tell: page.stream.state === "ended" });
+    page.player = null;
+    $("#video").srcObject = null;
+  }
+  renderState();
+}
+
+$("#unmute").addEventListener("click", () => {
+  const video = $("#video");
+  video.muted = false;
+  video.play().catch(() => {});
+  renderState();
+});
+$("#video").addEventListener("playing", renderState);
+
+// -- chat -----------------------------------------------------------------------------------
+function addLine(line, { system = false } = {}) {
+  const list = $("#chat");
+  if (line.id && list.querySelector(`[data-id="${CSS.escape(line.id)}"]`)) return;
+  const who = system ? null : el("span", { className: `who ${line.user.role === "host" ? "host" : ""}` }, line.user.name);
+  const li = el("li", { className: system ? "system" : "", dataset: line.id ? { id: line.id, user: line.user.id } : {} }, el("span", { className: "chat-line" }, who, line.text));
+  list.append(li);
+  while (list.children.length > CHAT_LINES) list.firstElementChild.remove();
+}
+
+function say(text) {
+  addLine({ text }, { system: true });
+}
+
+$("#chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("#chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  if (!page.me) {
+    openName("chat", () => send(text));
+    return;
+  }
+  send(text);
+});
+
+function send(text) {
+  if (page.room.send({ type: "chat", text })) $("#chat-input").value = "";
+  else say("Not connected — your message was not sent. Reconnecting…");
+}
+
+// -- hearts ---------------------------------------------------------------------------------
+function floatHearts(count) {
+  const box = $("#hearts-box");
+  for (let i = 0; i < Math.min(count, 6); i += 1) {
+    const heart = el("span", { className: `floating-heart hue-${i % 3}`, "aria-hidden": "true" }, icon("heart"));
+    heart.style.setProperty("--dx", `${Math.round(Math.random() * 50 - 25)}px`);
+    heart.style.animationDelay = `${i * 120}ms`;
+    heart.addEventListener("animationend", () => heart.remove());
+    box.append(heart);
+  }
+}
+
+function renderHearts() {
+  $("#hearts").textContent = page.hearts ? compact.format(page.hearts) : "";
+}
+
+$("#heart").addEventListener("click", () => {
+  if (!page.me) {
+    openName("like", () => {});
+    return;
+  }
+  page.likesPending += 1;
+  floatHearts(1);
+});
+
+setInterval(() => {
+  if (!page.likesPending || !page.room) return;
+  const count = Math.min(page.likesPending, 50);
+  if (page.room.send({ type: "like", count })) {
+    page.likesPending -= count;
+    page.likesMine += count;
+  }
+}, LIKE_FLUSH_MS);
+
+// -- the room's events ----------------------------------------------------------------------
+const handlers = {
+  hello({ stream, you }) {
+    page.stream = stream;
+    if (you) page.you = you;
+    renderAll();
+    syncPlayer();
+  },
+  chat: (line) => addLine(line),
+  likes({ count, total }) {
+    page.hearts = total;
+    const others = count - page.likesMine;
+    page.likesMine = Math.max(0, page.likesMine - count);
+    if (others > 0) floatHearts(others);
+    renderHearts();
+  },
+  pin({ product: item }) {
+    page.stream.pinned = item;
+    renderProduct();
+  },
+  unpin() {
+    page.stream.pinned = null;
+    renderProduct();
+  },
+  sale(sale) {
+    page.stream.sale = sale;
+    renderProduct();
+  },
+  sale_end(sale) {
+    page.stream.sale = sale;
+    renderProduct();
+  },
+  stock({ product_id: productId, remaining }) {
+    const s = page.stream;
+    if (s.sale && s.sale.product_id === productId && currentSale()) s.sale.remaining = remaining;
+    else for (const item of [s.pinned, ...s.products]) if (item && item.id === productId) item.stock = remaining;
+    renderProduct();
+  },
+  purchase({ name, product_id: productId, quantity }) {
+    const item = product(productId);
+    const what = item ? item.title : "something";
+    showTicker(`${name} just bought ${quantity > 1 ? `${quantity} × ` : ""}${what}`);
+  },
+  viewers({ count }) {
+    page.stream.viewers = count;
+    renderViewers();
+  },
+  moderation({ action, message_id: messageId, user_id: userId }) {
+    const list = $("#chat");
+    if (action === "delete" && messageId) list.querySelector(`[data-id="${CSS.escape(messageId)}"]`)?.remove();
+    if (action === "ban" && userId) list.querySelectorAll(`[data-user="${CSS.escape(userId)}"]`).forEach((li) => li.remove());
+    if (page.me && userId === page.me.id) say(action === "mute" ? "The host has muted you for a while." : action === "ban" ? "The host has removed you from this chat." : "");
+  },
+  stream({ state }) {
+    page.stream.state = state;
+    if (state !== "live") page.stream.viewers = 0;
+    renderAll();
+    syncPlayer();
+  },
+  async resync() {
+    try {
+      page.stream = await api("GET", `/api/streams/${encodeURIComponent(id)}`);
+      renderAll();
+      syncPlayer();
+    } catch (error) {
+      report("resync", error);
+    }
+  },
+  error({ code, message }) {
+    if (code === "read_only") openName("chat", () => {});
+    else say(message);
+  },
+};
+
+function showTicker(text) {
+  const ticker = $("#ticker");
+  ticker.textContent = text;
+  ticker.hidden = false;
+  clearTimeout(page.ticker);
+  page.ticker = setTimeout(() => {
+    ticker.hidden = true;
+  }, TICKER_MS);
+}
+
+// -- the sheet: a name, then Buy → quantity → pay → the order's state ------------------------
+function closeSheet() {
+  page.sheet = null;
+  $("#sheet").hidden = true;
+  $("#sheet").replaceChildren();
+  $("#buy")?.focus();
+}
+
+function openName(reason, then) {
+  page.sheet = { step: "name", reason, then };
+  renderSheet();
+}
+
+function openBuy(item) {
+  const after = () => {
+    page.sheet = { step: "buy", productId: item.id, quantity: 1, key: null, error: null };
+    renderSheet();
+  };
+  if (!page.me) {
+    page.sheet = { step: "name", reason: "buy", then: after };
+    renderSheet();
+  } else after();
+}
+
+function sheetHead(title) {
+  return el(
+    "div",
+    { className: "head" },
+    el("h2", { id: "sheet-title", className: "info" }, title),
+    el("button", { className: "close", type: "button", "aria-label": "Close", onclick: closeSheet }, "×"),
+  );
+}
+
+function limitFor(item, sale) {
+  if (sale) return Math.max(1, Math.min(sale.per_viewer_limit || sale.remaining, sale.remaining));
+  return Math.max(1, Math.min(item.stock, 10));
+}
+
+function renderSheet() {
+  const box = $("#sheet");
+  const sheet = page.sheet;
+  if (!sheet) return closeSheet();
+  const parts = [];
+  if (sheet.step === "name") {
+    const why = { chat: "to chat", like: "to send hearts", buy: "to buy" }[sheet.reason] || "";
+    const input = el("input", { id: "viewer-name", name: "name", required: true, maxLength: 40, autocomplete: "nickname", placeholder: "e.g. Mia" });
+    const form = el(
+      "form",
+      { className: "name-form", onsubmit: (event) => { event.preventDefault(); join(input.value.trim(), sheet.then); } },
+      el("label", { htmlFor: "viewer-name" }, `Pick a name ${why}`, input),
+      sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
+      el("button", { className: "primary", type: "submit" }, "Continue"),
+    );
+    parts.push(sheetHead("Join the show"), form);
+    box.replaceChildren(...parts);
+    box.hidden = false;
+    input.focus();
+    return;
+  }
+  if (sheet.step === "buy") {
+    const item = product(sheet.productId);
+    const sale = buyableSale(item);
+    const unit = sale ? sale.price : item.price;
+    const most = limitFor(item, sale);
+    sheet.quantity = Math.min(sheet.quantity, most);
+    const step = (delta) => {
+      sheet.quantity = Math.max(1, Math.min(most, sheet.quantity + delta));
+      sheet.key = null; // another body: another order
+      renderSheet();
+    };
+    parts.push(
+      sheetHead("Buy"),
+      el(
+        "div",
+        { className: "head" },
+        thumb(item),
+        el("div", { className: "info" }, el("div", { className: "t" }, item.title), el("div", { className: "price" }, money(unit, item.currency), sale ? el("span", { className: "was" }, money(item.price, item.currency)) : null)),
+      ),
+      el(
+        "div",
+        { className: "row" },
+        el("span", { id: "qty-label" }, sale ? `Quantity (up to ${most})` : "Quantity"),
+        el(
+          "div",
+          { className: "stepper", role: "group", "aria-labelledby": "qty-label" },
+          el("button", { type: "button", "aria-label": "One less", disabled: sheet.quantity <= 1, onclick: () => step(-1) }, "−"),
+          el("output", { id: "quantity", "aria-live": "polite" }, String(sheet.quantity)),
+          el("button", { type: "button", "aria-label": "One more", disabled: sheet.quantity >= most, onclick: () => step(1) }, "+"),
+        ),
+      ),
+      el("div", { className: "row" }, el("span", {}, "Total"), el("span", { className: "total num", id: "total" }, money(unit * sheet.quantity, item.currency))),
+      sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
+      el("button", { className: "primary pay", id: "place", type: "button", disabled: sheet.busy, onclick: () => place(item) }, sheet.busy ? "Placing your order…" : `Pay ${money(unit * sheet.quantity, item.currency)}`),
+    );
+  } else if (sheet.step === "pay") {
+    const order = sheet.order;
+    const item = product(order.product_id);
+    parts.push(sheetHead("Pay"), el("div", { className: "row" }, el("span", {}, `${order.quantity} × ${item ? item.title : "item"}`), el("span", { className: "total num" }, money(order.amount, order.currency))));
+    if (order.payment.provider === "demo") {
+      parts.push(
+        el("p", { className: "demo-tag" }, "Demo payment: no card is charged and no money moves."),
+        sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
+        el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy, onclick: () => demoPay(order) }, sheet.busy ? "Paying…" : "Confirm demo payment"),
+      );
+    } else {
+      parts.push(el("div", { id: "payment-element" }), sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null, el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy || !sheet.stripeReady, onclick: () => stripePay(order) }, sheet.busy ? "Paying…" : `Pay ${money(order.amount, order.currency)}`));
+    }
+    parts.push(el("button", { type: "button", className: "small", onclick: () => cancel(order) }, "Cancel order"));
+  } else if (sheet.step === "done") {
+    const order = sheet.order;
+    const item = product(order.product_id);
+    const words = {
+      paid: ["Order confirmed", `${order.quantity} × ${item ? item.title : "item"} · ${money(order.amount, order.currency)}`],
+      pending_payment: ["Waiting for the payment…", "This takes a few seconds."],
+      failed: ["The payment did not go through", "Nothing was charged. You can try again."],
+      expired: ["The order expired", "It was not paid in time; the units went back on sale."],
+      canceled: ["Order canceled", "Nothing was charged."],
+      refunded: ["Refunded", "The amount is on its way back to you."],
+    }[order.status] || [order.status, ""];
+    parts.push(
+      sheetHead("Your order"),
+      el("div", { className: `order-state ${order.status}`, id: "order-state", dataset: { status: order.status }, role: "status" }, el("div", { className: "big" }, words[0]), el("div", { className: "muted" }, words[1])),
+      el("button", { className: "primary pay", type: "button", onclick: closeSheet }, "Keep watching"),
+    );
+  }
+  const keep = box.contains(document.activeElement) ? document.activeElement.id : null;
+  box.replaceChildren(...parts);
+  box.hidden = false;
+  if (sheet.step === "pay" && sheet.order.payment.provider !== "demo" && !sheet.mounted) mountStripe(sheet);
+  const focus = (keep && document.getElementById(keep)) || box.querySelector(".pay, #confirm-pay");
+  focus?.focus();
+}
+
+async function join(name, then) {
+  if (!name) return;
+  try {
+    const account = await api("POST", "/api/viewers", { body: { name } });
+    page.me = { id: account.id, name: account.name, token: account.token };
+    saved.set(VIEWER_KEY, JSON.stringify(page.me));
+    page.room.useToken(page.me.token);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    page.sheet = null;
+    $("#sheet").hidden = true;
+    await waitOpen();
+    then && then();
+  } catch (error) {
+    page.sheet = { ...page.sheet, error: error.message };
+    renderSheet();
+  }
+}
+
+// After a token change the socket reconnects: wait (bounded) until it is open again.
+async function waitOpen() {
+  for (let i = 0; i < 50 && page.room.state !== "open"; i += 1) await new Promise((r) => setTimeout(r, 100));
+}
+
+const REFUSALS = {
+  sold_out: "Sold out — every unit is taken right now.",
+  sale_ended: "This flash sale has ended.",
+  limit_reached: "You have reached this sale's limit per viewer.",
+  stream_ended: "The show has ended; orders are closed.",
+  rate_limited: "Too many taps — try again in a moment.",
+};
+
+async function place(item) {
+  const sheet = page.sheet;
+  sheet.key = sheet.key || crypto.randomUUID();
+  sheet.busy = true;
+  sheet.error = null;
+  renderSheet();
+  try {
+    const order = await api("POST", "/api/orders", {
+      token: page.me.token,
+      headers: { "Idempotency-Key": sheet.key },
+      body: { stream_id: id, product_id: item.id, quantity: sheet.quantity },
+    });
+    page.sheet = { step: "pay", order, busy: false };
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return forget();
+    sheet.busy = false;
+    sheet.error = REFUSALS[error.code] || error.message;
+    if (error.status && error.status !== 429) sheet.key = null;
+  }
+  renderSheet();
+}
+
+async function demoPay(order) {
+  const sheet = page.sheet;
+  sheet.busy = true;
+  renderSheet();
+  try {
+    const paid = await api("POST", `/api/orders/${encodeURIComponent(order.id)}/demo-pay`, { token: page.me.token });
+    page.sheet = { step: "done", order: paid };
+  } catch (error) {
+    sheet.busy = false;
+    sheet.error = error.message;
+  }
+  renderSheet();
+}
+
+async function cancel(order) {
+  try {
+    const canceled = await api("POST", `/api/orders/${encodeURIComponent(order.id)}/cancel`, { token: page.me.token });
+    page.sheet = { step: "done", order: canceled };
+    renderSheet();
+  } catch (error) {
+    page.sheet.error = error.message;
+    renderSheet();
+  }
+}
+
+// Stripe: its Payment Element, loaded from Stripe only when an order is paid through Stripe.
+function loadStripe() {
+  if (window.Stripe) return Promise.resolve(window.Stripe);
+  return new Promise((resolve, reject) => {
+    const script = el("script", { src: "https://js.stripe.com/v3/" });
+    script.onload = () => resolve(window.Stripe);
+    script.onerror = () => reject(new Error("could not load Stripe's payment form"));
+    document.head.append(script);
+  });
+}
+
+async function mountStripe(sheet) {
+  sheet.mounted = true;
+  try {
+    const Stripe = await loadStripe();
+    const payment = sheet.order.payment;
+    sheet.stripe = Stripe(payment.publishable_key);
+    sheet.elements = sheet.stripe.elements({ clientSecret: payment.client_secret });
+    sheet.elements.create("payment").mount("#payment-element");
+    sheet.stripeReady = true;
+  } catch (error) {
+    sheet.error = error.message;
+  }
+  if (page.sheet === sheet) renderSheet();
+}
+
+async function stripePay(order) {
+  const sheet = page.sheet;
+  sheet.busy = true;
+  renderSheet();
+  const { error } = await sheet.stripe.confirmPayment({ elements: sheet.elements, redirect: "if_required" });
+  if (error) {
+    sheet.busy = false;
+    sheet.error = error.message;
+    renderSheet();
+    return;
+  }
+  page.sheet = { step: "done", order: { ...order, status: "pending_payment" } };
+  renderSheet();
+  // the webhook settles it: follow the order until it does
+  for (let i = 0; i < ORDER_POLL_TRIES && page.sheet?.order?.id === order.id; i += 1) {
+    const now = await api("GET", `/api/orders/${encodeURIComponent(order.id)}`, { token: page.me.token }).catch(() => null);
+    if (now && now.status !== "pending_payment") {
+      page.sheet = { step: "done", order: now };
+      renderSheet();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, ORDER_POLL_MS));
+  }
+}
+
+// A token the server no longer knows (another server, a reset): start again as a new viewer.
+function forget() {
+  saved.remove(VIEWER_KEY);
+  page.me = null;
+  page.room.useToken(null);
+  openName("buy", () => {});
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && page.sheet) closeSheet();
+});
+
+// -- start ----------------------------------------------------------------------------------
+async function start() {
+  try {
+    page.stream = await api("GET", `/api/streams/${encodeURIComponent(id)}`);
+  } catch (error) {
+    const message = $("#state-msg");
+    message.textContent = error.status === 404 ? "This show does not exist (or the link is incomplete)." : `Could not load the show: ${error.message}`;
+    message.dataset.state = "missing";
+    if (error.status !== 404) setTimeout(start, 3000);
+    return;
+  }
+  renderAll();
+  page.room = new Room(id, {
+    token: page.me && page.me.token,
+    anon: page.anon,
+    onEvent: (event) => handlers[event.type] && handlers[event.type](event.data),
+    onState: () => page.stream && renderState(),
+  });
+  window.e2e.room = page.room;
+  page.room.connect();
+  syncPlayer();
+  setInterval(tickCountdown, 1000);
+}
+
+start();
