@@ -1,4 +1,5 @@
-"""HTTP edge of accounts: the admin makes brands and hosts; anyone makes a light viewer session."""
+"""HTTP edge of accounts: the admin makes brands and hosts; anyone makes a light viewer session;
+a token's holder asks who it is (the pages check a kept token with it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from core.accounts import create_account
-from core.errors import Invalid
+from core.errors import Invalid, Unauthorized
 from core.http import ACCOUNTS, Handler, Route, json_response, principal, read_json
 from core.identity import Role, require
 
@@ -29,6 +30,19 @@ class AccountOut(msgspec.Struct):
     token: str
 
 
+class Me(msgspec.Struct):
+    id: str
+    name: str
+    role: str
+
+
+async def me(request: web.Request) -> web.Response:
+    account = await principal(request)
+    if account is None:
+        raise Unauthorized("a bearer token is needed to ask who you are", code="unauthorized")
+    return json_response(Me(id=account.id, name=account.name, role=str(account.role)))
+
+
 def _account_creator(role: Role, needs_admin: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         if needs_admin:
@@ -43,6 +57,16 @@ def _account_creator(role: Role, needs_admin: bool) -> Handler:
 
 
 ROUTES = [
+    Route(
+        "GET",
+        "/api/me",
+        me,
+        "Who the bearer token belongs to",
+        "accounts",
+        roles=("admin", "host", "brand", "viewer"),
+        response=Me,
+        errors=(401,),
+    ),
     Route(
         "POST",
         "/api/brands",

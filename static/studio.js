@@ -40,20 +40,26 @@ async function open(token) {
     showGate(error.status === 404 ? "This stream does not exist: check the link." : `Could not load the stream: ${error.message}`);
     return;
   }
-  let hello;
+  let you;
   try {
-    hello = await connect(token);
+    you = await api("GET", "/api/me", { token });
+  } catch (error) {
+    if (error.status === 401) saved.remove(TOKEN_KEY);
+    showGate(error.status === 401 ? "That token was not accepted." : `Could not check the token: ${error.message}`);
+    return;
+  }
+  if (you.id !== page.stream.host_id) {
+    showGate(`This token belongs to ${you.name}, not to this stream's host.`);
+    return;
+  }
+  try {
+    await connect(token);
   } catch (error) {
     showGate(error.message);
     return;
   }
-  if (!hello.you || hello.you.id !== page.stream.host_id) {
-    page.room.stop();
-    showGate(hello.you ? `This token belongs to ${hello.you.name}, not to this stream's host.` : "That token was not accepted.");
-    return;
-  }
   page.token = token;
-  page.you = hello.you;
+  page.you = you;
   saved.set(TOKEN_KEY, token);
   $("#gate").hidden = true;
   $("#studio").hidden = false;
@@ -61,13 +67,13 @@ async function open(token) {
   await preview();
 }
 
-// Resolves with the first hello; rejects when the socket closes first (a token the server refused).
+// Resolves with the room's first hello (the socket keeps reconnecting by itself meanwhile).
 function connect(token) {
   return new Promise((resolve, reject) => {
     let first = true;
     const timer = setTimeout(() => {
       room.stop();
-      reject(new Error("The server did not answer; try again."));
+      reject(new Error("The server's live events did not answer; try again."));
     }, HELLO_TIMEOUT_MS);
     const room = new Room(id, {
       token,
@@ -79,15 +85,7 @@ function connect(token) {
         }
         handle(event);
       },
-      onState: (state) => {
-        if (first && state === "reconnecting") {
-          first = false;
-          clearTimeout(timer);
-          room.stop();
-          reject(new Error("That token was not accepted."));
-        }
-        renderLive();
-      },
+      onState: () => renderLive(),
     });
     page.room = room;
     window.e2e.room = room;

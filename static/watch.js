@@ -239,9 +239,12 @@ $("#chat-form").addEventListener("submit", async (event) => {
   send(text);
 });
 
+// Sends `text`; the input is cleared only if it still holds that text (a line sent after the
+// name step must not wipe what the person has typed since).
 function send(text) {
-  if (page.room.send({ type: "chat", text })) $("#chat-input").value = "";
-  else say("Not connected — your message was not sent. Reconnecting…");
+  const input = $("#chat-input");
+  if (!page.room.send({ type: "chat", text })) say("Not connected — your message was not sent. Reconnecting…");
+  else if (input.value.trim() === text) input.value = "";
 }
 
 // -- hearts ---------------------------------------------------------------------------------
@@ -447,9 +450,9 @@ function renderSheet() {
         el(
           "div",
           { className: "stepper", role: "group", "aria-labelledby": "qty-label" },
-          el("button", { type: "button", "aria-label": "One less", disabled: sheet.quantity <= 1, onclick: () => step(-1) }, "−"),
+          el("button", { type: "button", id: "qty-less", "aria-label": "One less", disabled: sheet.quantity <= 1, onclick: () => step(-1) }, "−"),
           el("output", { id: "quantity", "aria-live": "polite" }, String(sheet.quantity)),
-          el("button", { type: "button", "aria-label": "One more", disabled: sheet.quantity >= most, onclick: () => step(1) }, "+"),
+          el("button", { type: "button", id: "qty-more", "aria-label": "One more", disabled: sheet.quantity >= most, onclick: () => step(1) }, "+"),
         ),
       ),
       el("div", { className: "row" }, el("span", {}, "Total"), el("span", { className: "total num", id: "total" }, money(unit * sheet.quantity, item.currency))),
@@ -648,6 +651,15 @@ async function start() {
     return;
   }
   renderAll();
+  if (page.me) {
+    // a kept session the server no longer knows (another server, a reset) is dropped quietly
+    await api("GET", "/api/me", { token: page.me.token }).catch((error) => {
+      if (error.status === 401) {
+        saved.remove(VIEWER_KEY);
+        page.me = null;
+      }
+    });
+  }
   page.room = new Room(id, {
     token: page.me && page.me.token,
     anon: page.anon,

@@ -141,6 +141,20 @@ async def pages(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterat
         await opened.close()
 
 
+# Controls a screen reader would announce without a name: no text, no aria-label, no <label>.
+_UNLABELLED = """[...document.querySelectorAll('button, input:not([type=hidden]), select, a[href]')]
+  .filter((e) => e.offsetParent !== null || e.getClientRects().length)
+  .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || (e.labels && e.labels.length)
+                   || e.getAttribute('aria-labelledby') || e.title))
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+
+async def unlabelled(page: Page) -> list[str]:
+    """The visible controls of `page` that have no accessible name."""
+    found: list[str] = await page.evaluate(_UNLABELLED)
+    return found
+
+
 async def until(page: Page, expression: str, timeout_ms: int = WAIT_MS, what: str = "") -> Any:
     """Poll `expression` (a JS expression) until it is truthy; returns its value.
 

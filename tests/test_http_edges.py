@@ -162,7 +162,10 @@ async def test_index_page_is_served(api: Api) -> None:
     response = await api.client.get("/")
     assert response.status == 200
     assert "text/html" in response.headers["Content-Type"]
-    assert "/api/streams" in await response.text()
+    assert '<script type="module" src="/static/index.js">' in await response.text()
+    module = await api.client.get("/static/index.js")
+    assert module.status == 200 and "javascript" in module.headers["Content-Type"]
+    assert "/api/streams" in await module.text()
 
 
 async def test_requests_aiohttp_cannot_parse_get_the_json_error_and_one_warning(
@@ -189,3 +192,17 @@ async def test_requests_aiohttp_cannot_parse_get_the_json_error_and_one_warning(
     assert errors == []
     warned = [r for r in caplog.records if r.getMessage() == "unreadable request"]
     assert len(warned) == 3 and all(r.exc_info is None for r in warned)
+
+
+async def test_me_says_who_a_token_belongs_to_and_refuses_without_one(api: Api) -> None:
+    host = await api.account("hosts", "Lin")
+    viewer = await api.account("viewers", "Mia")
+    for account, role in ((host, "host"), (viewer, "viewer")):
+        _, me = await api.call("GET", "/api/me", account["token"], expect=200)
+        assert me == {"id": account["id"], "name": account["name"], "role": role}
+    _, admin = await api.call("GET", "/api/me", ADMIN_TOKEN, expect=200)
+    assert admin["role"] == "admin"
+    _, body = await api.call("GET", "/api/me", expect=401)
+    assert body["error"]["code"] == "unauthorized"
+    _, body = await api.call("GET", "/api/me", "lc_not_a_token", expect=401)
+    assert body["error"]["code"] == "invalid_token"
