@@ -196,7 +196,10 @@ function renderLive() {
   badge.className = `badge ${state === "live" ? "live" : ""}`;
   const ended = page.stream.state === "ended";
   const publishing = page.publisher !== null;
-  $("#go-live").hidden = ended || publishing || page.stream.state === "live";
+  // live without this page publishing: after a reload, or while OBS sends; either way the host
+  // may (re)take the stream from here (WHIP refuses while another source still holds it)
+  $("#go-live").hidden = ended || publishing;
+  $("#go-live").textContent = page.stream.state === "live" ? "Publish from this browser" : "Go live";
   $("#end").hidden = ended || !(publishing || page.stream.state === "live");
   $("#camera").disabled = ended;
   $("#microphone").disabled = ended;

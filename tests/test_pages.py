@@ -142,6 +142,14 @@ async def say(watch: Page, text: str) -> None:
     await watch.press("#chat-input", "Enter")
 
 
+async def focus_on(page: Page, element_id: str) -> None:
+    await until(
+        page,
+        f"document.activeElement && document.activeElement.id === '{element_id}'",
+        what=f"focus on #{element_id}",
+    )
+
+
 def state_message(page: Page) -> Any:
     return page.evaluate(
         "(() => { const m = document.querySelector('#state-msg'); return m.hidden ? '' : m.textContent; })()"
@@ -541,28 +549,17 @@ async def test_a_viewer_can_buy_with_the_keyboard_alone(pages: Pages, show: Show
         await watch.keyboard.press("Tab")
     assert await watch.evaluate("document.activeElement.id") == "buy", "Buy is reachable with Tab"
     await watch.keyboard.press("Enter")
-    await until(
-        watch,
-        "document.activeElement && document.activeElement.id === 'viewer-name'",
-        what="focus in the name field",
-    )
+    await focus_on(watch, "viewer-name")
     await watch.keyboard.type("Kai")
     await watch.keyboard.press("Enter")
-    await until(watch, "document.activeElement && document.activeElement.id === 'place'", what="focus on Pay")
+    await focus_on(watch, "place")
     await watch.keyboard.press("Enter")
-    await until(
-        watch,
-        "document.activeElement && document.activeElement.id === 'confirm-pay'",
-        what="focus on confirm",
-    )
+    await focus_on(watch, "confirm-pay")
     await watch.keyboard.press("Enter")
     await until(watch, "document.querySelector('#order-state[data-status=paid]')", what="the paid order")
     await watch.keyboard.press("Escape")
-    await until(
-        watch,
-        "document.querySelector('#sheet').hidden && document.activeElement.id === 'buy'",
-        what="focus back on Buy",
-    )
+    await focus_on(watch, "buy")
+    assert await watch.evaluate("document.querySelector('#sheet').hidden")
     assert await unlabelled(watch) == []
     await pages.check(watch)
 
@@ -597,4 +594,28 @@ async def test_a_dropped_socket_comes_back_with_since_and_shows_what_was_missed(
     )
     lines = await watch.eval_on_selector_all("#chat li", "(nodes) => nodes.map((n) => n.textContent)")
     assert sum("early birds" in line for line in lines) == 1, lines  # nothing shown twice
+    await pages.check(studio, watch)
+
+
+async def test_a_host_who_reloads_the_studio_resumes_and_viewers_keep_watching(
+    pages: Pages, show: Show
+) -> None:
+    studio = await open_studio(pages, show)
+    await go_live(studio)
+    watch = await pages.open(show.watch, phone=True, label="watch")
+    await playing(watch, after=0.5)
+
+    await studio.reload(wait_until="domcontentloaded")  # the token is kept: no gate this time
+    await until(studio, "!document.querySelector('#studio').hidden", what="the studio again")
+    await until(studio, "document.querySelector('#preview').videoWidth > 0", what="the preview again")
+    assert (await show.current())["state"] == "live", "a reload does not end the show"
+    assert await studio.inner_text("#go-live") == "Publish from this browser"
+    await go_live(studio)
+    before = await watch.evaluate("document.querySelector('#video').currentTime")
+    await until(
+        watch,
+        f"document.querySelector('#video').currentTime > {before} + 1 && window.e2e.player.state === 'live'",
+        30_000,
+        what="the viewer's picture moving again",
+    )
     await pages.check(studio, watch)
