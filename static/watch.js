@@ -418,8 +418,7 @@ function renderSheet() {
       sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
       el("button", { className: "primary", type: "submit" }, "Continue"),
     );
-    parts.push(sheetHead("Join the show"), form);
-    box.replaceChildren(...parts);
+    box.replaceChildren(sheetHead("Join the show"), form);
     box.hidden = false;
     input.focus();
     return;
@@ -491,7 +490,7 @@ function renderSheet() {
     );
   }
   const keep = box.contains(document.activeElement) ? document.activeElement.id : null;
-  box.replaceChildren(...parts);
+  box.replaceChildren(...parts.filter(Boolean));
   box.hidden = false;
   if (sheet.step === "pay" && sheet.order.payment.provider !== "demo" && !sheet.mounted) mountStripe(sheet);
   const focus = (keep && document.getElementById(keep)) || box.querySelector(".pay, #confirm-pay");

@@ -60,6 +60,14 @@ _LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 _BENIGN = re.compile(r"favicon\.ico|Failed to load resource: the server responded with a status of 40[49]")
 
 
+async def no_slips(page: Page) -> None:
+    """What a slip in a page's code prints where words belong is nowhere on the page."""
+    slips = await page.evaluate(
+        r"document.body.innerText.match(/\b(null|undefined|NaN)\b|\[object Object\]/g)"
+    )
+    assert not slips, f"the page shows {slips}"
+
+
 @dataclass
 class Pages:
     """The contexts and pages one test opened, and everything that went wrong in them."""
@@ -102,6 +110,8 @@ class Pages:
         await route.abort()
 
     async def shot(self, page: Page, what: str) -> Path:
+        """A screenshot a person can look at; the words on it are checked for slips first."""
+        await no_slips(page)
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{what}.png"
         await page.screenshot(path=str(path))
@@ -114,6 +124,7 @@ class Pages:
         for page in pages:
             reported = await page.evaluate("(window.e2e && window.e2e.errors) || []")
             assert not reported, f"the page reported: {reported}"
+            await no_slips(page)
         errors = [e for e in self.errors if expected is None or not re.search(expected, e)]
         assert not errors, errors
 

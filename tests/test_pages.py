@@ -498,9 +498,9 @@ async def test_index_lists_live_shows_first_with_host_pinned_product_and_viewers
         f"document.querySelector(\".show[data-stream='{show.stream['id']}'] [aria-label$='watching']\")",
         what="the viewer count",
     )
+    await pages.shot(index, "index-desktop")
     await index.click(f".show[data-stream='{later['id']}']")
     await until(index, "location.pathname.startsWith('/watch/')", what="the watch page")
-    await pages.shot(index, "index-then-watch-desktop")
     assert await index.evaluate("window.pwned") is None
     await pages.check(studio, watch)
 
