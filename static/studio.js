@@ -304,11 +304,19 @@ async function endSale(sale) {
 function renderSale() {
   const s = page.stream;
   const sale = s.sale && s.sale.state !== "ended" ? s.sale : null;
+  const last = s.sale && s.sale.state === "ended" ? s.sale : null;
   const box = $("#running-sale");
   $("#sale-form").hidden = Boolean(sale) || s.state === "ended";
-  box.hidden = !sale;
+  box.hidden = !sale && !last;
+  box.classList.toggle("over", Boolean(last));
+  const p = s.sale && s.products.find((x) => x.id === s.sale.product_id);
+  if (last) {
+    const sold = last.quantity - last.remaining;
+    return box.replaceChildren(
+      el("div", {}, el("b", {}, `Last sale: ${p ? p.title : "a product"}`), " · ", el("span", { id: "sale-left", className: "num" }, last.remaining === 0 ? `sold out, ${sold} of ${last.quantity}` : `sold ${sold} of ${last.quantity}`)),
+    );
+  }
   if (!sale) return box.replaceChildren();
-  const p = s.products.find((x) => x.id === sale.product_id);
   box.replaceChildren(
     el(
       "div",

@@ -150,6 +150,24 @@ async def focus_on(page: Page, element_id: str) -> None:
     )
 
 
+async def buy(watch: Page, name: str | None, quantity: int, *, limit_reached: bool = False) -> None:
+    """Buy from the card (or the sheet already open) with the demo provider, until paid."""
+    if not await watch.evaluate("!!document.querySelector('#place')"):
+        await watch.click("#buy")
+        if name is not None:
+            await join_as(watch, name)
+    for _ in range(quantity - 1):
+        await watch.click("#qty-more")
+    assert await watch.inner_text("#quantity") == str(quantity)
+    if limit_reached:
+        assert await watch.is_disabled("#qty-more"), "the stepper stops at the per-viewer limit"
+    await watch.click("#place")
+    await until(watch, "document.querySelector('#confirm-pay')", what="the pay step")
+    await watch.click("#confirm-pay")
+    await until(watch, "document.querySelector('#order-state[data-status=paid]')", what="the paid order")
+    await watch.click("#sheet .pay")  # Keep watching
+
+
 def state_message(page: Page) -> Any:
     return page.evaluate(
         "(() => { const m = document.querySelector('#state-msg'); return m.hidden ? '' : m.textContent; })()"
@@ -259,6 +277,12 @@ async def test_host_goes_live_and_a_phone_viewer_watches_chats_hearts_and_buys(
         "document.querySelector('#chat').textContent.includes('Mia bought 2')",
         what="the purchase at the host",
     )
+    scarf = show.products[0]["id"]
+    await until(
+        studio,
+        f"document.querySelector(\"#lineup li[data-product='{scarf}']\").textContent.includes('48 in stock')",
+        what="the stock lowered at the host",
+    )
     await until(watch, "!document.querySelector('#ticker').hidden", what="the ticker")
     assert "Mia just bought 2 \N{MULTIPLICATION SIGN} Silk scarf" in await watch.inner_text("#ticker")
     await pages.shot(watch, "watch-paid-phone")
@@ -290,62 +314,60 @@ async def test_flash_sale_from_the_studio_counts_down_and_sells_out_on_the_watch
 
     await studio.select_option("#sale-product", tote["id"])
     await studio.fill("#sale-price", "19.50")
-    await studio.fill("#sale-quantity", "2")
+    await studio.fill("#sale-quantity", "3")
     await studio.fill("#sale-minutes", "3")
     await studio.fill("#sale-limit", "2")
     await studio.click("#sale-form button[type=submit]")
     await until(studio, "!document.querySelector('#running-sale').hidden", what="the running sale")
-    assert "2 of 2 left" in await studio.inner_text("#running-sale")
+    assert "3 of 3 left" in await studio.inner_text("#running-sale")
 
     # a sale of a product that is not pinned still shows on the viewer's card
     await until(
         watch, "document.querySelector('#product').textContent.includes('Canvas tote')", what="the sale card"
     )
     card = await watch.inner_text("#product")
-    assert "$19.50" in card and "$39.00" in card and "2 left" in card and "Flash sale" in card
+    assert "$19.50" in card and "$39.00" in card and "3 left" in card and "Flash sale" in card
     countdown = await until(watch, "document.querySelector('#countdown').textContent", what="the countdown")
     assert countdown.startswith("ends in 02:") or countdown == "ends in 03:00", countdown
     await pages.shot(watch, "watch-flash-sale-phone")
 
-    # a second phone has the sheet open when the first viewer takes both units
-    other = await pages.open(show.watch, phone=True, label="other")
-    await until(other, "document.querySelector('#buy')", what="the card on the second phone")
-    await other.click("#buy")
-    await join_as(other, "Ivy")
-    await until(other, "document.querySelector('#place')", what="the second buy sheet")
-
-    await watch.click("#buy")
-    await join_as(watch, "Noor")
-    await watch.click("#sheet [aria-label='One more']")
-    assert await watch.is_disabled("#sheet [aria-label='One more']"), "the per-viewer limit caps the stepper"
-    await watch.click("#place")
-    await until(watch, "document.querySelector('#confirm-pay')", what="the pay step")
-    await watch.click("#confirm-pay")
-    await until(watch, "document.querySelector('#order-state[data-status=paid]')", what="the paid order")
-    await watch.click("#sheet .pay")
+    # Noor buys two (the per-viewer limit): both pages show one left
+    await buy(watch, "Noor", 2, limit_reached=True)
+    await until(watch, "document.querySelector('#left').textContent === '1 left'", what="1 left on the card")
     await until(
-        watch,
-        "document.querySelector('#buy').disabled"
-        " && document.querySelector('#buy').textContent === 'Sold out'",
-        what="sold out on the card",
+        studio,
+        "document.querySelector('#sale-left').textContent === '1 of 3 left'",
+        what="1 left at the host",
     )
+
+    # Ivy and Zoe both open the sheet for the last unit; Ivy pays first
+    ivy = await pages.open(show.watch, phone=True, label="ivy")
+    zoe = await pages.open(show.watch, phone=True, label="zoe")
+    for phone, name in ((ivy, "Ivy"), (zoe, "Zoe")):
+        await until(phone, "document.querySelector('#buy')", what="the card")
+        await phone.click("#buy")
+        await join_as(phone, name)
+        await until(phone, "document.querySelector('#place').textContent === 'Pay $19.50'", what="the sheet")
+    await buy(ivy, None, 1)
+    for phone in (watch, ivy):
+        await until(
+            phone,
+            "(b => b.disabled && b.textContent === 'Sold out')(document.querySelector('#buy'))",
+            what="sold out on the card",
+        )
     await pages.shot(watch, "watch-sold-out-phone")
     await until(
         studio,
-        "document.querySelector('#running-sale').hidden"
-        " || document.querySelector('#sale-left').textContent.startsWith('0 of 2')",
-        what="the host seeing it sold",
+        "document.querySelector('#sale-left').textContent === 'sold out, 3 of 3'",
+        what="sold out at the host",
     )
 
-    # the second viewer's open sheet no longer offers the sale price: what Pay says is what an
-    # order would cost now
+    # Zoe's open sheet no longer offers the sale price: what Pay says is what an order costs now
     await until(
-        other,
-        "document.querySelector('#place').textContent === 'Pay $39.00'",
-        what="the sheet's price updated",
+        zoe, "document.querySelector('#place').textContent === 'Pay $39.00'", what="the sheet's price"
     )
-    assert "$19.50" not in await other.inner_text("#sheet")
-    await pages.check(studio, watch, other)
+    assert "$19.50" not in await zoe.inner_text("#sheet")
+    await pages.check(studio, watch, ivy, zoe)
 
 
 async def test_host_moderates_chat_live_on_every_viewer_page(pages: Pages, show: Show) -> None:
