@@ -565,6 +565,7 @@ async def test_a_viewer_can_buy_with_the_keyboard_alone(pages: Pages, show: Show
     )
     watch = await pages.open(show.watch, label="watch")  # a desktop browser, no mouse used
     await until(watch, "document.querySelector('#buy')", what="the pinned card")
+    await pages.shot(watch, "watch-desktop")
     for _ in range(20):  # Tab through the page until Buy has the focus
         if await watch.evaluate("document.activeElement && document.activeElement.id === 'buy'"):
             break
