@@ -469,7 +469,9 @@ function renderSheet() {
         el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy, onclick: () => demoPay(order) }, sheet.busy ? "Paying…" : "Confirm demo payment"),
       );
     } else {
-      parts.push(el("div", { id: "payment-element" }), sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null, el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy || !sheet.stripeReady, onclick: () => stripePay(order) }, sheet.busy ? "Paying…" : `Pay ${money(order.amount, order.currency)}`));
+      // one container for the sheet's life: Stripe's element lives in it across re-renders
+      sheet.container = sheet.container || el("div", { id: "payment-element" });
+      parts.push(sheet.container, sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null, el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy || !sheet.stripeReady, onclick: () => stripePay(order) }, sheet.busy ? "Paying…" : `Pay ${money(order.amount, order.currency)}`));
     }
     parts.push(el("button", { type: "button", className: "small", onclick: () => cancel(order) }, "Cancel order"));
   } else if (sheet.step === "done") {
@@ -593,7 +595,7 @@ async function mountStripe(sheet) {
     const payment = sheet.order.payment;
     sheet.stripe = Stripe(payment.publishable_key);
     sheet.elements = sheet.stripe.elements({ clientSecret: payment.client_secret });
-    sheet.elements.create("payment").mount("#payment-element");
+    sheet.elements.create("payment").mount(sheet.container);
     sheet.stripeReady = true;
   } catch (error) {
     sheet.error = error.message;

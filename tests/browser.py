@@ -76,6 +76,8 @@ class Pages:
     name: str
     contexts: list[BrowserContext] = field(default_factory=list)
     off_loopback: list[str] = field(default_factory=list)
+    # Scripts that cannot load here, answered by the test instead (URL → JavaScript source)
+    stubs: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     async def open(self, url: str, *, phone: bool = False, label: str = "page", **options: Any) -> Page:
@@ -102,6 +104,9 @@ class Pages:
 
     async def _guard(self, route: Route) -> None:
         url = route.request.url
+        if url in self.stubs:
+            await route.fulfill(status=200, content_type="text/javascript", body=self.stubs[url])
+            return
         parts = urlsplit(url)
         if parts.scheme in ("data", "blob") or parts.hostname in _LOOPBACK:
             await route.continue_()
