@@ -224,6 +224,9 @@ setInterval(tick, 1000);
 function renderLineup() {
   const s = page.stream;
   const pinned = s.pinned && s.pinned.id;
+  // a keyboard user's focus stays on the same product's button across the re-render
+  const focused = document.activeElement && document.activeElement.closest("#lineup li");
+  const focusedProduct = focused ? focused.dataset.product : null;
   $("#lineup").replaceChildren(
     ...s.products.map((p) =>
       el(
@@ -238,6 +241,7 @@ function renderLineup() {
     ),
   );
   if (!s.products.length) $("#lineup").append(el("li", { className: "muted" }, "No products in this show's lineup."));
+  if (focusedProduct) $(`#lineup li[data-product="${CSS.escape(focusedProduct)}"] button`)?.focus();
   const select = $("#sale-product");
   const chosen = select.value;
   select.replaceChildren(...s.products.map((p) => el("option", { value: p.id, selected: p.id === chosen }, p.title)));

@@ -114,6 +114,7 @@ function renderProduct() {
   const left = sale ? sale.remaining : item.stock;
   const soldOut = left <= 0;
   const ended = page.stream.state === "ended";
+  const focused = document.activeElement && document.activeElement.id === "buy"; // keep it across the re-render
   const meta = el("div", { className: "meta" });
   if (sale) {
     meta.append(el("span", { className: "hot" }, icon("bolt"), "Flash sale"));
@@ -137,6 +138,7 @@ function renderProduct() {
     el("button", { className: "primary buy", id: "buy", type: "button", disabled: soldOut || ended, onclick: () => openBuy(item) }, soldOut ? "Sold out" : "Buy"),
   );
   card.hidden = false;
+  if (focused) $("#buy").focus();
   card.dataset.product = item.id;
   card.dataset.sale = sale ? sale.id : "";
   // an open Buy sheet shows the price the order will be made at, whatever just changed

@@ -561,7 +561,7 @@ async def test_a_viewer_can_buy_with_the_keyboard_alone(pages: Pages, show: Show
         "POST",
         f"/api/streams/{show.stream['id']}/pin",
         show.host["token"],
-        {"product_id": show.products[0]["id"]},
+        {"product_id": show.products[1]["id"]},
     )
     watch = await pages.open(show.watch, label="watch")  # a desktop browser, no mouse used
     await until(watch, "document.querySelector('#buy')", what="the pinned card")
@@ -583,6 +583,18 @@ async def test_a_viewer_can_buy_with_the_keyboard_alone(pages: Pages, show: Show
     await watch.keyboard.press("Escape")
     await focus_on(watch, "buy")
     assert await watch.evaluate("document.querySelector('#sheet').hidden")
+    # the card re-renders when the room says something about it (the stock here, then a pin
+    # from the host): a keyboard user's focus stays on Buy
+    await until(watch, "document.querySelector('#left').textContent === '7 left'", what="the stock")
+    await watch.evaluate("document.querySelector('#buy').dataset.old = '1'")
+    await show.call(
+        "POST",
+        f"/api/streams/{show.stream['id']}/pin",
+        show.host["token"],
+        {"product_id": show.products[1]["id"]},
+    )
+    await until(watch, "!document.querySelector('#buy').dataset.old", what="the card re-rendered")
+    assert await watch.evaluate("document.activeElement.id") == "buy"
     assert await unlabelled(watch) == []
     await pages.check(watch)
 
