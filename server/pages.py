@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from core.http import Route
+from core.http import Handler, Route
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -41,27 +41,20 @@ HEADERS = {
 }
 
 
-def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / name, headers=HEADERS)
+def _page(name: str) -> Handler:
+    """A handler that sends static/`name` with the pages' headers."""
 
+    async def send(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / name, headers=HEADERS)
 
-async def index(request: web.Request) -> web.FileResponse:
-    return _page("index.html")
-
-
-async def studio(request: web.Request) -> web.FileResponse:
-    return _page("studio.html")
-
-
-async def watch(request: web.Request) -> web.FileResponse:
-    return _page("watch.html")
+    return send
 
 
 ROUTES = [
     Route(
         "GET",
         "/",
-        index,
+        _page("index.html"),
         "Index page: live, scheduled and recent streams",
         "pages",
         response_content_type="text/html",
@@ -69,7 +62,7 @@ ROUTES = [
     Route(
         "GET",
         "/studio/{stream_id}",
-        studio,
+        _page("studio.html"),
         "The host's studio: preview, go live, lineup, flash sales, chat moderation",
         "pages",
         response_content_type="text/html",
@@ -77,7 +70,7 @@ ROUTES = [
     Route(
         "GET",
         "/watch/{stream_id}",
-        watch,
+        _page("watch.html"),
         "The viewer's page: video, chat, hearts, the pinned product and Buy",
         "pages",
         response_content_type="text/html",
