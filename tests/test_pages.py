@@ -7,6 +7,7 @@ would see: the picture playing, the words on the page, the order paid in the ser
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import urllib.request
@@ -64,8 +65,10 @@ class Show:
         return dict(stream)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+@contextlib.contextmanager
+def page_server(tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
+    """`livecart serve` as the page tests run it: WebRTC on 127.0.0.1 only, a host's dropped
+    session kept live 20 s, `env` on top; killed on the way out."""
     node = start_node(
         tmp_path,
         LIVECART_DATA_DIR=str(tmp_path / "data"),
@@ -73,9 +76,18 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         LIVECART_ICE_ADDRESSES="127.0.0.1",
         LIVECART_PUBLISHER_GRACE_S="20",
         LIVECART_LOG_LEVEL="warning",
+        **env,
     )
-    yield node
-    node.kill()
+    try:
+        yield node
+    finally:
+        node.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with page_server(tmp_path) as node:
+        yield node
 
 
 @pytest.fixture

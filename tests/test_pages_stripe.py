@@ -19,9 +19,8 @@ import pytest
 import stripe
 
 from tests.browser import Pages, browser, pages, until
-from tests.conftest import ADMIN_TOKEN
-from tests.procs import ServerProcess, start_node
-from tests.test_pages import Show, join_as, show
+from tests.procs import ServerProcess
+from tests.test_pages import Show, join_as, page_server, show
 from tests.test_stripe import SECRET_KEY, WEBHOOK_SECRET, _event, _pay_in_browser, _signed, localstripe
 
 __all__ = ["browser", "localstripe", "pages", "show"]  # the fixtures
@@ -52,19 +51,14 @@ window.Stripe = (key) => ({
 
 @pytest.fixture
 def server(tmp_path: Path, localstripe: str) -> Iterator[ServerProcess]:
-    node = start_node(
+    with page_server(
         tmp_path,
-        LIVECART_DATA_DIR=str(tmp_path / "data"),
-        LIVECART_ADMIN_TOKEN=ADMIN_TOKEN,
-        LIVECART_ICE_ADDRESSES="127.0.0.1",
-        LIVECART_LOG_LEVEL="warning",
         LIVECART_STRIPE_SECRET_KEY=SECRET_KEY,
         LIVECART_STRIPE_PUBLISHABLE_KEY="pk_test_livecart",
         LIVECART_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         LIVECART_STRIPE_API_BASE=localstripe,
-    )
-    yield node
-    node.kill()
+    ) as node:
+        yield node
 
 
 async def test_a_viewer_pays_through_stripe_and_sees_the_order_confirmed(
