@@ -18,6 +18,8 @@ from aiohttp import web
 from chat.announce import Publisher
 from checkout.catalog import Catalog
 from checkout.catalog_sql import ProductStore
+from checkout.grants import Grants
+from checkout.grants_sql import GrantStore
 from checkout.orders import Orders
 from checkout.orders_sql import OrderStore
 from checkout.payments import DemoProvider, PaymentProvider
@@ -42,6 +44,7 @@ class Shop:
     """The running checkout, part by part."""
 
     catalog: Catalog
+    grants: Grants
     sales: Sales
     orders: Orders
     settlement: Settlement
@@ -79,7 +82,8 @@ async def running(
     provider = _provider(settings)
     products, order_store = ProductStore(db), OrderStore(db)
     ticker = StockTicker(stock, products, rooms)
-    sales = Sales(SaleStore(db), products, stock, streams, rooms)
+    grant_store = GrantStore(db)
+    sales = Sales(SaleStore(db), products, stock, streams, rooms, grant_store)
     settlement = Settlement(order_store, stock, provider, sales, ticker, accounts, rooms)
     orders = Orders(
         order_store,
@@ -100,7 +104,16 @@ async def running(
         webhooks = StripeWebhooks(order_store, settlement, provider, settings.stripe_webhook_secret)
     upkeep = Upkeep(order_store, stock, sales, settlement, provider)
     shop = Shop(
-        Catalog(products, accounts), sales, orders, settlement, upkeep, ticker, stock, provider, webhooks
+        Catalog(products, accounts, grant_store),
+        Grants(grant_store, accounts, sales, streams),
+        sales,
+        orders,
+        settlement,
+        upkeep,
+        ticker,
+        stock,
+        provider,
+        webhooks,
     )
     app[SHOP] = shop
     chores = Chores()

@@ -12,7 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from checkout.catalog_sql import ProductStore
+from checkout.consent import may_feature
 from checkout.currencies import CURRENCIES
+from checkout.grants_sql import GrantStore
 from checkout.records import Product
 from core.accounts import AccountStore
 from core.errors import Invalid, NotFound
@@ -56,13 +58,22 @@ def product_view(product: Product) -> ProductOut:
         stock=product.stock,
         image_url=product.image_url,
         description=product.description,
+        min_price=product.min_price,
     )
 
 
+def _check_floor(price: int, min_price: int) -> None:
+    if min_price > price:
+        raise Invalid(
+            "min_price", "the lowest sale price cannot be above the product's price", code="invalid_field"
+        )
+
+
 class Catalog:
-    def __init__(self, products: ProductStore, accounts: AccountStore) -> None:
+    def __init__(self, products: ProductStore, accounts: AccountStore, grants: GrantStore) -> None:
         self.products = products
         self._accounts = accounts
+        self._grants = grants
 
     async def create(
         self,
@@ -75,8 +86,10 @@ class Catalog:
         image_url: str | None = None,
         description: str | None = None,
         brand_id: str | None = None,
+        min_price: int = 0,
     ) -> Product:
         who = require(principal, Role.BRAND, Role.ADMIN)
+        _check_floor(price, min_price)
         if who.role is Role.ADMIN:
             if not brand_id:
                 raise Invalid("brand_id", "an admin must say which brand the product belongs to")
@@ -95,6 +108,7 @@ class Catalog:
             stock=stock,
             image_url=image_url,
             description=description,
+            min_price=min_price,
         )
 
     async def get(self, product_id: str) -> Product:
@@ -113,10 +127,15 @@ class Catalog:
         product = await self.check_can_edit(principal, product_id)
         if not changes:
             return product
+        _check_floor(changes.get("price", product.price), changes.get("min_price", product.min_price))
         updated = await self.products.update_product(product_id, changes)
         if updated is None:  # deleted between the two calls
             raise NotFound(f"no product with id {product_id!r}", code="product_not_found")
         return updated
+
+    async def may_feature(self, host_id: str, product_ids: Sequence[str]) -> None:
+        """403 `not_granted` unless every brand of `product_ids` has granted `host_id`."""
+        await may_feature(self._grants, self.products, host_id, product_ids)
 
     async def cards(self, product_ids: Sequence[str]) -> list[ProductOut]:
         """The products that exist among product_ids, as cards, in the order asked."""

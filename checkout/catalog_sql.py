@@ -19,7 +19,7 @@ _COLUMNS = ", ".join(field.name for field in fields(Product))
 
 _TEXT = frozenset({"title", "currency"})
 _OPTIONAL_TEXT = frozenset({"image_url", "description"})
-_COUNTS = frozenset({"price", "stock"})
+_COUNTS = frozenset({"price", "stock", "min_price"})
 
 
 def _check_fields(values: Mapping[str, Any]) -> None:
@@ -41,7 +41,14 @@ def _check_fields(values: Mapping[str, Any]) -> None:
 
 def _product(row: Row) -> Product:
     # float(): a timestamp column may hand back an int when a row was written by hand.
-    return Product(**{**row, "created_at": float(row["created_at"]), "updated_at": float(row["updated_at"])})
+    return Product(
+        **{
+            **row,
+            "created_at": float(row["created_at"]),
+            "updated_at": float(row["updated_at"]),
+            "min_price": int(row["min_price"]),
+        }
+    )
 
 
 class ProductStore:
@@ -60,6 +67,7 @@ class ProductStore:
         stock: int,
         image_url: str | None,
         description: str | None,
+        min_price: int = 0,
     ) -> Product:
         now = time.time()
         product = Product(
@@ -73,6 +81,7 @@ class ProductStore:
             description=description,
             created_at=now,
             updated_at=now,
+            min_price=min_price,
         )
         _check_fields({name: getattr(product, name) for name in PRODUCT_MUTABLE_FIELDS})
         try:

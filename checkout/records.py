@@ -28,10 +28,23 @@ class Product:
     description: str | None
     created_at: float
     updated_at: float
+    min_price: int = 0  # the lowest price a sale may ask, minor units (0: no floor)
 
 
 # Fields of a product that PATCH may change.
-PRODUCT_MUTABLE_FIELDS = frozenset({"title", "price", "currency", "stock", "image_url", "description"})
+PRODUCT_MUTABLE_FIELDS = frozenset(
+    {"title", "price", "currency", "stock", "image_url", "description", "min_price"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A brand's consent that a host may feature its products (lineup, pin, sale)."""
+
+    brand_id: str
+    host_id: str
+    max_units: int | None  # the most units one sale may offer; None: no cap
+    created_at: float
 
 
 class OrderStatus(enum.StrEnum):

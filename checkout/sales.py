@@ -11,6 +11,8 @@ import time
 
 from chat.announce import Publisher, announce
 from checkout.catalog_sql import ProductStore
+from checkout.consent import check_sale_terms, require_grants
+from checkout.grants_sql import GrantStore
 from checkout.records import Sale
 from checkout.sales_sql import NotEnoughStock, SaleRunning, SaleStore
 from checkout.stock import SaleEnded, Stock
@@ -31,8 +33,10 @@ class Sales:
         stock: Stock,
         streams: StreamLookup,
         rooms: Publisher,
+        grants: GrantStore,
     ) -> None:
         self.store = sales
+        self._grants = grants
         self._products = products
         self._stock = stock
         self._streams = streams
@@ -94,6 +98,8 @@ class Sales:
         product = await self._products.get_product(product_id)
         if product is None:
             raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
+        grant = (await require_grants(self._grants, stream.host_id, [product]))[product.brand_id]
+        check_sale_terms(product, grant, price=price, quantity=quantity)
         try:
             sale = await self.store.create_sale(
                 stream_id=stream_id,

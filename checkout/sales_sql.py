@@ -118,6 +118,17 @@ class SaleStore:
         )
         return None if row is None else _sale(row)
 
+    async def running_of_brand(self, brand_id: str, now: float) -> list[Sale]:
+        """Sales of the brand's products that still take reservations."""
+        columns = ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
+        rows = await self._db.fetchall(
+            f"SELECT {columns} FROM sales s JOIN products p ON p.id = s.product_id"
+            " WHERE p.brand_id = $1 AND s.ended_at IS NULL AND s.ends_at > $2",
+            brand_id,
+            now,
+        )
+        return [_sale(row) for row in rows]
+
     async def end_sale(self, sale_id: str, at: float) -> tuple[Sale, bool] | None:
         """Stop a sale's reservations at `at`. Returns the sale and whether this call ended
         it (the first end stands; a sale already over by its countdown ends at ends_at)."""

@@ -38,6 +38,7 @@ class ProductOut(msgspec.Struct):
     stock: int
     image_url: str | None
     description: str | None
+    min_price: int  # the lowest price a sale of it may ask (0: no floor)
 
 
 class SaleOut(msgspec.Struct):

@@ -1,10 +1,11 @@
-"""`livecart demo`: a brand, a host, three products and a scheduled stream to try the API on."""
+"""`livecart demo`: a brand, a host it grants, three products and a scheduled stream to try on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from checkout.catalog_sql import ProductStore
+from checkout.grants_sql import GrantStore
 from core.accounts import AccountStore, create_account
 from core.db.driver import Driver
 from core.identity import Role
@@ -44,5 +45,6 @@ async def seed(db: Driver, public_url: str) -> Demo:
         ).id
         for title, price, stock, description, picture in PRODUCTS
     ]
+    await GrantStore(db).put(brand.id, host.id, max_units=None)  # the brand lets its host sell them
     stream = await StreamStore(db).create_stream(host_id=host.id, title="Demo show", product_ids=product_ids)
     return Demo(brand_token, host_token, stream.id)

@@ -534,6 +534,7 @@ const REFUSALS = {
 
 async function place(item) {
   const sheet = page.sheet;
+  const sale = buyableSale(item);
   sheet.key = sheet.key || crypto.randomUUID();
   sheet.busy = true;
   sheet.error = null;
@@ -542,7 +543,8 @@ async function place(item) {
     const order = await api("POST", "/api/orders", {
       token: page.me.token,
       headers: { "Idempotency-Key": sheet.key },
-      body: { stream_id: id, product_id: item.id, quantity: sheet.quantity },
+      // naming the sale shown: if it ended meanwhile, 409 sale_ended rather than the list price
+      body: { stream_id: id, product_id: item.id, quantity: sheet.quantity, ...(sale ? { sale_id: sale.id } : {}) },
     });
     page.sheet = { step: "pay", order, busy: false };
   } catch (error) {

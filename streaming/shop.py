@@ -18,6 +18,10 @@ class ProductCards(Protocol):
         """The products that exist among product_ids, in the order asked."""
         ...
 
+    async def may_feature(self, host_id: str, product_ids: Sequence[str]) -> None:
+        """Raises (403 `not_granted`) unless the products' brands let this host feature them."""
+        ...
+
 
 class RunningSales(Protocol):
     async def current_view(self, stream_id: str) -> SaleOut | None:

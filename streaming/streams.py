@@ -48,6 +48,7 @@ class Streams:
         missing = [pid for pid in product_ids if pid not in found]
         if missing:
             raise Invalid("products", f"no product with id {missing[0]!r}", code="unknown_product")
+        await self._products.may_feature(host.id, product_ids)
         return await self.store.create_stream(host_id=host.id, title=title, product_ids=product_ids)
 
     async def check_owner(self, principal: Account | None, stream_id: str) -> Stream:
@@ -86,6 +87,7 @@ class Streams:
         cards = await self._products.cards([product_id])
         if not cards:
             raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
+        await self._products.may_feature(stream.host_id, [product_id])
         await self.store.set_pinned(stream_id, product_id)
         await announce(self._rooms, stream_id, events.PIN, events.Pinned(product=cards[0]))
         return cards[0]

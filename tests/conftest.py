@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,8 @@ class Api:
     """A test client that knows how to authenticate and how to make accounts."""
 
     client: AppClient
+    # which brand made each product this helper made: stream() grants those brands' consent
+    brands: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def call(
         self,
@@ -172,9 +174,24 @@ class Api:
     async def product(self, brand: dict[str, Any], **fields: Any) -> dict[str, Any]:
         body = {"title": "Silk scarf", "price": 2900, "currency": "USD", "stock": 10, **fields}
         _, product = await self.call("POST", "/api/products", brand["token"], body, expect=201)
+        self.brands[product["id"]] = brand
         return dict(product)
 
-    async def stream(self, host: dict[str, Any], products: list[str], title: str = "Show") -> dict[str, Any]:
+    async def grant(self, brand: dict[str, Any], host: dict[str, Any], **terms: Any) -> dict[str, Any]:
+        path = f"/api/brands/me/hosts/{host['id']}"
+        status, grant = await self.call("POST", path, brand["token"], terms)
+        assert status in (200, 201), (status, grant)
+        return dict(grant)
+
+    async def stream(
+        self, host: dict[str, Any], products: list[str], title: str = "Show", *, grant: bool = True
+    ) -> dict[str, Any]:
+        """A stream of `host` showing `products`; their brands grant the host first unless
+        `grant` is false (the consent tests)."""
+        if grant:
+            brands = {self.brands[p]["id"]: self.brands[p] for p in products if p in self.brands}
+            for brand in brands.values():
+                await self.grant(brand, host)
         body = {"title": title, "products": products}
         _, stream = await self.call("POST", "/api/streams", host["token"], body, expect=201)
         return dict(stream)

@@ -53,6 +53,7 @@ async def flash_sale(
         brand["token"],
         {"title": "Scarf", "price": 2900, "currency": "USD", "stock": units if stock is None else stock},
     )
+    await _created(http, f"{base}/api/brands/me/hosts/{host['id']}", brand["token"], {})  # consent
     stream = await _created(
         http, f"{base}/api/streams", host["token"], {"title": "Flash sale", "products": [product["id"]]}
     )

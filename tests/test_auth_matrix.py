@@ -72,9 +72,24 @@ ROUTES: list[tuple[str, str, str, Any, dict[str, int], bool]] = [
         "POST",
         "/api/streams",
         {"title": "t", "products": ["{product}"]},
-        {"host": 201, "other_host": 201},
+        {"host": 201},  # the other host has no grant from the product's brand: 403 not_granted
         False,
     ),
+    # the world's brand already granted its host: granting again answers 200 (the cap changed)
+    # (any brand may grant any host its own products: the other brand's grant is new, 201)
+    (
+        "grant",
+        "POST",
+        "/api/brands/me/hosts/{host}",
+        {"max_units": 5},
+        {"brand": 200, "other_brand": 201},
+        False,
+    ),
+    ("grant for", "POST", "/api/brands/{brand}/hosts/{host}", {}, {"brand": 200, "admin": 200}, False),
+    ("list grants", "GET", "/api/brands/me/hosts", None, {"brand": 200, "other_brand": 200}, False),
+    ("list grants of", "GET", "/api/brands/{brand}/hosts", None, {"brand": 200, "admin": 200}, False),
+    ("revoke", "DELETE", "/api/brands/me/hosts/{host}", None, {"brand": 204, "other_brand": 204}, False),
+    ("revoke for", "DELETE", "/api/brands/{brand}/hosts/{host}", None, {"brand": 204, "admin": 204}, False),
     ("end stream", "POST", "/api/streams/{stream}/end", None, {"host": 200, "admin": 200}, False),
     (
         "pin",
@@ -97,7 +112,12 @@ PUBLIC = [
 
 
 def _fill(template: Any, world: World) -> Any:
-    names = {"{brand}": world.brand["id"], "{product}": world.product["id"], "{stream}": world.stream["id"]}
+    names = {
+        "{brand}": world.brand["id"],
+        "{host}": world.host["id"],
+        "{product}": world.product["id"],
+        "{stream}": world.stream["id"],
+    }
     if isinstance(template, str):
         for key, value in names.items():
             template = template.replace(key, value)

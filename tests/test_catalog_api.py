@@ -43,6 +43,7 @@ async def test_product_round_trip(api: Api) -> None:
         "stock": 200,
         "image_url": "https://cdn.example/tint.png",
         "description": "Three shades",
+        "min_price": 0,
     }
     _, fetched = await api.call("GET", f"/api/products/{created['id']}", expect=200)
     assert fetched == created

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from checkout.records import Product
 from core.db.driver import StoreError
 from core.db.migrations import collect
 from core.identity import Account, Role
@@ -61,8 +62,12 @@ async def test_upgrading_keeps_every_row(backend: Backend, start: int) -> None:
         "INSERT INTO accounts (id, role, name, token_hash, created_at)"
         " VALUES ('acc_legacy', 'host', 'Old Host', 'legacy-hash', 12.5)"
     )
-    if start >= 2:
-        product = await make_product(old, brand.id)
+    if start >= 2:  # a product as the catalog of version 2 wrote it (before min_price, version 6)
+        await backend.raw(
+            "INSERT INTO products (id, brand_id, title, price, currency, stock, image_url, description,"
+            f" created_at, updated_at) VALUES ('prd_legacy', '{brand.id}', 'Old scarf', 2900, 'USD', 5,"
+            " NULL, NULL, 1.5, 2.5)"
+        )
     else:
         with pytest.raises(StoreError):  # no catalog before version 2
             await make_product(old, brand.id)
@@ -78,6 +83,19 @@ async def test_upgrading_keeps_every_row(backend: Backend, start: int) -> None:
     assert await new.accounts.account_by_token_hash("legacy-hash") == legacy
     assert await new.accounts.get_meta("admin_token_hash") == "abc"
     if start >= 2:
+        product = Product(
+            id="prd_legacy",
+            brand_id=brand.id,
+            title="Old scarf",
+            price=2900,
+            currency="USD",
+            stock=5,
+            image_url=None,
+            description=None,
+            created_at=1.5,
+            updated_at=2.5,
+            min_price=0,  # no floor for what was sold before floors existed
+        )
         assert await new.products.get_product(product.id) == product
     else:
         product = await make_product(new, brand.id)
@@ -206,7 +224,7 @@ async def test_postgres_tables_live_in_the_search_path_schema() -> None:
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
         )
         # schema_migrations, accounts, meta, products, streams, links, sales, orders, webhook events
-        assert tables == 9
+        assert tables == 10
 
 
 async def test_unreachable_postgres_is_a_store_error() -> None:

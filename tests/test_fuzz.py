@@ -90,11 +90,13 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         node = start_node(workdir, **env)
         url = node.url
         tokens = {"admin": ADMIN_TOKEN}
+        ids = {}
         for role in ("brand", "host", "viewer"):
             made = _call(
                 url, "POST", f"/api/{role}s", None if role == "viewer" else ADMIN_TOKEN, {"name": role}
             )
-            tokens[role] = made["token"]
+            tokens[role], ids[role] = made["token"], made["id"]
+        _call(url, "POST", f"/api/brands/me/hosts/{ids['host']}", tokens["brand"], {})  # consent
         product = _call(
             url,
             "POST",

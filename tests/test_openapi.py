@@ -38,6 +38,7 @@ async def test_documented_shapes_resolve(api: Api) -> None:
         "stock",
         "image_url",
         "description",
+        "min_price",
     }
     assert document["paths"]["/api/products"]["post"]["responses"]["201"]
     assert "422" in document["paths"]["/api/products"]["post"]["responses"]

@@ -105,6 +105,10 @@ async def show(server: ServerProcess) -> AsyncIterator[Show]:
             )
             assert status == 201, product
             partial.products.append(product)
+        status, grant = await partial.call(
+            "POST", f"/api/brands/me/hosts/{partial.host['id']}", partial.brand["token"], {}
+        )
+        assert status == 201, grant
         status, partial.stream = await partial.call(
             "POST",
             "/api/streams",

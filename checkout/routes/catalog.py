@@ -37,6 +37,7 @@ class NewProduct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     image_url: ImageUrl | None = None
     description: Description | None = None
     brand_id: str | None = None  # admin only: which brand the product belongs to
+    min_price: Price = 0  # the lowest price a sale of it may ask
 
     def __post_init__(self) -> None:
         self.title = check_title(self.title)
@@ -51,6 +52,7 @@ class ProductPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stock: StockCount | msgspec.UnsetType = msgspec.UNSET
     image_url: ImageUrl | msgspec.UnsetType | None = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    min_price: Price | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.title, str):
@@ -80,6 +82,7 @@ async def create_product(request: web.Request) -> web.Response:
         image_url=new.image_url,
         description=new.description,
         brand_id=new.brand_id,
+        min_price=new.min_price,
     )
     return json_response(product_view(product), 201)
 
