@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import fields
@@ -65,6 +66,35 @@ class HeldTooMany(Exception):
     def __init__(self, held: int) -> None:
         super().__init__(f"{held} units held unpaid")
         self.held = held
+
+
+async def _count_sale(conn: Conn, order: Order, sign: int) -> None:
+    """Add a paid order to the stream's figures (sign +1), or take a refunded one back out (-1),
+    in the minute it was paid in."""
+    assert order.paid_at is not None
+    minute = float(math.floor(order.paid_at / 60) * 60)
+    await conn.execute(
+        "INSERT INTO sales_figures (stream_id, product_id, currency, minute, orders, units, gmv)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_id, product_id, currency, minute)"
+        " DO UPDATE SET orders = sales_figures.orders + excluded.orders,"
+        " units = sales_figures.units + excluded.units, gmv = sales_figures.gmv + excluded.gmv",
+        order.stream_id,
+        order.product_id,
+        order.currency,
+        minute,
+        sign,
+        sign * order.quantity,
+        sign * order.amount,
+    )
+    await conn.execute(
+        "INSERT INTO sales_buyers (stream_id, product_id, viewer_id, orders) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (stream_id, product_id, viewer_id)"
+        " DO UPDATE SET orders = sales_buyers.orders + excluded.orders",
+        order.stream_id,
+        order.product_id,
+        order.viewer_id,
+        sign,
+    )
 
 
 class OrderStore:
@@ -225,6 +255,10 @@ class OrderStore:
             )
             if moved is None:
                 return order, False
+            if to is OrderStatus.PAID:
+                await _count_sale(conn, _order(moved), +1)
+            elif to is OrderStatus.REFUNDED:  # only a paid order is refunded
+                await _count_sale(conn, order, -1)
             if to in STOCK_RETURNED and order.sale_id is None:
                 await conn.execute(
                     "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1",
@@ -268,27 +302,31 @@ class OrderStore:
 
     async def stream_sales(self, stream_id: str, product_ids: Sequence[str] | None = None) -> StreamSales:
         """What the stream's paid orders add up to, for all its products or only those given
-        (a brand sees its own). One read transaction, so the parts agree with each other."""
-        scope = "stream_id = $1 AND status = 'paid'"
+        (a brand sees its own): read from the figures kept with each payment and refund, so
+        its cost follows the products, minutes and buyers, not the orders. One read
+        transaction, so the parts agree with each other."""
+        scope = "stream_id = $1"
         args: list[Any] = [stream_id]
         if product_ids is not None:
             if not product_ids:
                 return StreamSales(stream_id, 0, 0, 0, (), ())
-            scope += f" AND product_id IN ({', '.join(f'${n + 2}' for n in range(len(product_ids)))})"
+            scope += f" AND product_id IN ({placeholders(2, len(product_ids))})"
             args += list(product_ids)
-        minute = self._db.dialect.floor.format("paid_at / 60") + " * 60"
         async with self._db.transaction(write=False) as conn:
             products = await conn.fetchall(
-                "SELECT product_id, currency, COUNT(*) AS orders, SUM(quantity) AS units, SUM(amount) AS gmv"
-                f" FROM orders WHERE {scope} GROUP BY product_id, currency ORDER BY product_id, currency",
+                "SELECT product_id, currency, SUM(orders) AS orders, SUM(units) AS units, SUM(gmv) AS gmv"
+                f" FROM sales_figures WHERE {scope} GROUP BY product_id, currency HAVING SUM(orders) > 0"
+                " ORDER BY product_id, currency",
                 *args,
             )
             buyers = await conn.fetchone(
-                f"SELECT COUNT(DISTINCT viewer_id) AS buyers FROM orders WHERE {scope}", *args
+                f"SELECT COUNT(DISTINCT viewer_id) AS buyers FROM sales_buyers WHERE {scope} AND orders > 0",
+                *args,
             )
             minutes = await conn.fetchall(
-                f"SELECT {minute} AS t, currency, COUNT(*) AS orders, SUM(amount) AS gmv"
-                f" FROM orders WHERE {scope} GROUP BY 1, currency ORDER BY 1, currency",
+                "SELECT minute, currency, SUM(orders) AS orders, SUM(gmv) AS gmv"
+                f" FROM sales_figures WHERE {scope} GROUP BY minute, currency HAVING SUM(orders) > 0"
+                " ORDER BY minute, currency",
                 *args,
             )
         by_product = tuple(
@@ -302,7 +340,8 @@ class OrderStore:
             buyers=int(buyers["buyers"]) if buyers else 0,
             products=by_product,
             timeline=tuple(
-                MinuteSales(float(r["t"]), r["currency"], int(r["orders"]), int(r["gmv"])) for r in minutes
+                MinuteSales(float(r["minute"]), r["currency"], int(r["orders"]), int(r["gmv"]))
+                for r in minutes
             ),
         )
 
