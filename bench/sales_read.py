@@ -37,7 +37,11 @@ from core.identity import Role  # noqa: E402
 from server.database import open_database  # noqa: E402
 from tests.databases import PG_URL, Stores, make_stream  # noqa: E402
 
-BACKFILL = split_statements((ROOT / "checkout/schema/0007_sales_figures.sql").read_text())[2:]
+BACKFILL = [
+    s
+    for s in split_statements((ROOT / "checkout/schema/0007_sales_figures.sql").read_text())
+    if s.startswith("INSERT")
+]
 
 
 async def recount(stores: Stores, stream_id: str) -> Any:
@@ -101,6 +105,7 @@ async def seed(stores: Stores, n: int) -> str:
     async with stores.db.transaction(write=True) as conn:
         await conn.execute("DELETE FROM sales_figures")
         await conn.execute("DELETE FROM sales_buyers")
+        await conn.execute("DELETE FROM sales_buyer_counts")
         for statement in BACKFILL:
             await conn.execute(statement)
     return stream.id

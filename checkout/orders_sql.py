@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -86,15 +85,27 @@ async def _count_sale(conn: Conn, order: Order, sign: int) -> None:
         sign * order.quantity,
         sign * order.amount,
     )
-    await conn.execute(
-        "INSERT INTO sales_buyers (stream_id, product_id, viewer_id, orders) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (stream_id, product_id, viewer_id)"
-        " DO UPDATE SET orders = sales_buyers.orders + excluded.orders",
-        order.stream_id,
-        order.product_id,
-        order.viewer_id,
-        sign,
-    )
+    brand = await conn.fetchone("SELECT brand_id FROM products WHERE id = $1", order.product_id)
+    for scope in ["", *([brand["brand_id"]] if brand else [])]:  # the whole stream, the brand
+        row = await conn.fetchone(
+            "INSERT INTO sales_buyers (stream_id, scope, viewer_id, orders) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (stream_id, scope, viewer_id)"
+            " DO UPDATE SET orders = sales_buyers.orders + excluded.orders RETURNING orders",
+            order.stream_id,
+            scope,
+            order.viewer_id,
+            sign,
+        )
+        assert row is not None
+        if int(row["orders"]) == (1 if sign > 0 else 0):  # a buyer's first order here, or last one gone
+            await conn.execute(
+                "INSERT INTO sales_buyer_counts (stream_id, scope, buyers) VALUES ($1, $2, $3)"
+                " ON CONFLICT (stream_id, scope)"
+                " DO UPDATE SET buyers = sales_buyer_counts.buyers + excluded.buyers",
+                order.stream_id,
+                scope,
+                sign,
+            )
 
 
 class OrderStore:
@@ -300,18 +311,16 @@ class OrderStore:
             )
         return [_order(row) for row in rows]
 
-    async def stream_sales(self, stream_id: str, product_ids: Sequence[str] | None = None) -> StreamSales:
-        """What the stream's paid orders add up to, for all its products or only those given
-        (a brand sees its own): read from the figures kept with each payment and refund, so
-        its cost follows the products, minutes and buyers, not the orders. One read
-        transaction, so the parts agree with each other."""
+    async def stream_sales(self, stream_id: str, brand_id: str | None = None) -> StreamSales:
+        """What the stream's paid orders add up to, for all its products or a brand's only:
+        read from the figures kept with each payment and refund, so its cost follows the
+        stream's products and minutes, never its orders or buyers. One read transaction, so
+        the parts agree with each other."""
         scope = "stream_id = $1"
         args: list[Any] = [stream_id]
-        if product_ids is not None:
-            if not product_ids:
-                return StreamSales(stream_id, 0, 0, 0, (), ())
-            scope += f" AND product_id IN ({placeholders(2, len(product_ids))})"
-            args += list(product_ids)
+        if brand_id is not None:
+            scope += " AND product_id IN (SELECT id FROM products WHERE brand_id = $2)"
+            args.append(brand_id)
         async with self._db.transaction(write=False) as conn:
             products = await conn.fetchall(
                 "SELECT product_id, currency, SUM(orders) AS orders, SUM(units) AS units, SUM(gmv) AS gmv"
@@ -320,8 +329,9 @@ class OrderStore:
                 *args,
             )
             buyers = await conn.fetchone(
-                f"SELECT COUNT(DISTINCT viewer_id) AS buyers FROM sales_buyers WHERE {scope} AND orders > 0",
-                *args,
+                "SELECT buyers FROM sales_buyer_counts WHERE stream_id = $1 AND scope = $2",
+                stream_id,
+                brand_id or "",
             )
             minutes = await conn.fetchall(
                 "SELECT minute, currency, SUM(orders) AS orders, SUM(gmv) AS gmv"

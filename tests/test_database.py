@@ -224,7 +224,7 @@ async def test_postgres_tables_live_in_the_search_path_schema() -> None:
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
         )
         # schema_migrations, accounts, meta, products, streams, links, sales, orders, webhook events
-        assert tables == 12
+        assert tables == 13
 
 
 async def test_unreachable_postgres_is_a_store_error() -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from checkout.records import MinuteSales, Order, OrderStatus, ProductSales, StreamSales
 from core.identity import Role
 from server.database import migrate
-from tests.databases import Backend, Stores, make_stream
+from tests.databases import Backend, Stores, make_brand, make_host, make_product, make_stream
 from tests.test_stores import _rush_order
 
 PATHS: dict[str, tuple[OrderStatus, ...]] = {
@@ -78,8 +78,13 @@ async def test_figures_equal_a_recount_of_the_orders_after_any_mix_of_moves(stor
         (await stores.accounts.create_account(Role.VIEWER, f"v{i}", secrets.token_hex(16))).id
         for i in range(3)
     ]
+    host = await make_host(stores)
+    brands = [await make_brand(stores, "A"), await make_brand(stores, "B")]
     for scenario in _scenarios(30):
-        stream = await make_stream(stores, n_products=2)
+        products = [await make_product(stores, b.id) for b in brands]  # one product of each brand
+        stream = await stores.streams.create_stream(
+            host_id=host.id, title="Show", product_ids=[p.id for p in products]
+        )
         made: list[str] = []
         for product, viewer, quantity, path in scenario:
             base = _rush_order(stream, viewers[viewer], secrets.token_hex(6), sale_id="")
@@ -100,8 +105,9 @@ async def test_figures_equal_a_recount_of_the_orders_after_any_mix_of_moves(stor
             made.append(created.id)
         table = [o for o in [await stores.orders.get_order(i) for i in made] if o is not None]
         assert await stores.orders.stream_sales(stream.id) == recount(table, stream.id), scenario
-        mine = [stream.product_ids[1]]
-        assert await stores.orders.stream_sales(stream.id, mine) == recount(table, stream.id, mine), scenario
+        for n, brand in enumerate(brands):
+            theirs = await stores.orders.stream_sales(stream.id, brand.id)
+            assert theirs == recount(table, stream.id, [stream.product_ids[n]]), scenario
 
 
 async def test_the_migration_counts_orders_already_paid(backend: Backend) -> None:
@@ -137,3 +143,6 @@ async def test_the_migration_counts_orders_already_paid(backend: Backend) -> Non
     new = await backend.open()  # migrates to the newest version
     assert await new.orders.stream_sales(stream.id) == recount(orders, stream.id)
     assert [m.orders for m in (await new.orders.stream_sales(stream.id)).timeline] == [5, 1, 1]
+    product = await new.products.get_product(stream.product_ids[0])
+    assert product is not None  # the show's one brand: its scope is the whole show, buyers counted too
+    assert await new.orders.stream_sales(stream.id, product.brand_id) == recount(orders, stream.id)

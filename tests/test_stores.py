@@ -434,7 +434,15 @@ async def test_concurrent_rush_orders_are_written_together_each_with_its_own_ans
 
 
 async def test_stream_sales_add_up_paid_orders_only(stores: Stores) -> None:
-    stream = await make_stream(stores, n_products=2)
+    host, brand, other_brand = (
+        await make_host(stores),
+        await make_brand(stores),
+        await make_brand(stores, "B"),
+    )
+    made = [await make_product(stores, brand.id), await make_product(stores, other_brand.id)]
+    stream = await stores.streams.create_stream(
+        host_id=host.id, title="Two brands", product_ids=[p.id for p in made]
+    )
     other = await make_stream(stores, n_products=1)
     ann, bo, cy = [
         await stores.accounts.create_account(Role.VIEWER, n, secrets.token_hex(16)) for n in ("a", "b", "c")
@@ -480,9 +488,10 @@ async def test_stream_sales_add_up_paid_orders_only(stores: Stores) -> None:
     assert sales.timeline == tuple(
         MinuteSales(t, "USD", len(os), sum(o.amount for o in os)) for t, os in sorted(minutes.items())
     )
-    # a brand sees only its own products
-    mine = await stores.orders.stream_sales(stream.id, [p1])
+    # a brand sees only its own products (and its own buyers)
+    mine = await stores.orders.stream_sales(stream.id, other_brand.id)
     assert (mine.orders, mine.units, mine.buyers) == (1, 1, 1)
     assert mine.products == (ProductSales(p1, "USD", 1, 1, 500),)
     assert sum(m.gmv for m in mine.timeline) == 500
-    assert await stores.orders.stream_sales(stream.id, []) == StreamSales(stream.id, 0, 0, 0, (), ())
+    stranger = await make_brand(stores, "C")
+    assert await stores.orders.stream_sales(stream.id, stranger.id) == StreamSales(stream.id, 0, 0, 0, (), ())
