@@ -18,6 +18,7 @@ from aiohttp import web
 from chat.announce import Publisher
 from checkout.catalog import Catalog
 from checkout.catalog_sql import ProductStore
+from checkout.figures import Audience, Figures
 from checkout.grants import Grants
 from checkout.grants_sql import GrantStore
 from checkout.orders import Orders
@@ -53,6 +54,7 @@ class Shop:
     stock: Stock
     provider: PaymentProvider
     webhooks: StripeWebhooks | None  # None: no Stripe, or no webhook secret
+    figures: Figures
 
 
 SHOP: web.AppKey[Shop] = web.AppKey("shop")
@@ -77,6 +79,7 @@ async def running(
     accounts: AccountStore,
     streams: StreamLookup,
     rooms: Publisher,
+    audience: Audience,
 ) -> AsyncIterator[Shop]:
     stock: Stock = RedisStock(client) if client is not None else MemoryStock()
     provider = _provider(settings)
@@ -114,6 +117,7 @@ async def running(
         stock,
         provider,
         webhooks,
+        Figures(order_store, products, sales, streams, audience),
     )
     app[SHOP] = shop
     chores = Chores()

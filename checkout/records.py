@@ -142,8 +142,8 @@ class MinuteSales:
 
 @dataclass(frozen=True, slots=True)
 class StreamSales:
-    """Paid orders of one stream, added up; a refund takes its order back out. Derived from
-    the orders themselves on every read, so every node and every retry agree."""
+    """Paid orders of one stream, added up; a refund takes its order back out. Kept with each
+    order's move to paid or refunded, in the same transaction, so they never drift from the orders."""
 
     stream_id: str
     orders: int

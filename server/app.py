@@ -110,7 +110,14 @@ async def _running(
         stream_store = StreamStore(db)
         shop = await stack.enter_async_context(
             checkout.app.running(
-                app, settings, db, client, accounts=accounts, streams=stream_store, rooms=hub
+                app,
+                settings,
+                db,
+                client,
+                accounts=accounts,
+                streams=stream_store,
+                rooms=hub,
+                audience=hub.state,
             )
         )
         show = await stack.enter_async_context(

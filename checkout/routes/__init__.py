@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from checkout.routes import catalog, grants, orders, sales, webhooks
+from checkout.routes import catalog, figures, grants, orders, sales, webhooks
 
-ROUTES = [*catalog.ROUTES, *grants.ROUTES, *sales.ROUTES, *orders.ROUTES, *webhooks.ROUTES]
+ROUTES = [*catalog.ROUTES, *grants.ROUTES, *sales.ROUTES, *figures.ROUTES, *orders.ROUTES, *webhooks.ROUTES]
