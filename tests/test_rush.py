@@ -108,7 +108,10 @@ async def test_a_node_killed_mid_rush_loses_nothing(cluster: list[ServerProcess]
         cluster[1].kill()  # reap it
         cluster[1].start(tmp_path)  # the operator restarts it
         won = [(viewers[i], order) for i, (status, order) in enumerate(results) if status == 201]
-        assert 0 < len(won) <= UNITS
+        # On a starved machine the killed node may have held every unit and died before telling
+        # anyone (the live node's buyers then all heard sold_out): no winner, and still nothing
+        # may be lost; the checks below then see every unit come back to the sale.
+        assert len(won) <= UNITS
         cut_off = sum(1 for status, _ in results if status == 0)
         assert cut_off > 0, "the kill came after the rush: nothing was tested"
         # half of the winners pay, the others walk away and their holds expire
