@@ -112,6 +112,8 @@ async def test_a_node_killed_mid_rush_loses_nothing(cluster: list[ServerProcess]
         # anyone (the live node's buyers then all heard sold_out): no winner, and still nothing
         # may be lost; the checks below then see every unit come back to the sale.
         assert len(won) <= UNITS
+        live = results[0::2]  # the buyers sent to the node that stayed up: bought, or told sold out
+        assert all(status == 201 or order["error"]["code"] == "sold_out" for status, order in live), live
         cut_off = sum(1 for status, _ in results if status == 0)
         assert cut_off > 0, "the kill came after the rush: nothing was tested"
         # half of the winners pay, the others walk away and their holds expire
