@@ -151,6 +151,17 @@ async def _authorized(api: Api, intent_id: str) -> None:
     assert response.status == 200
 
 
+async def tell_authorized(http: aiohttp.ClientSession, base: str, intent_id: str) -> None:
+    """`_authorized` for a server running as its own process at `base`."""
+    payload, signature = _signed(_event("payment_intent.amount_capturable_updated", intent_id))
+    async with http.post(
+        f"{base}/api/webhooks/stripe",
+        data=payload,
+        headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+    ) as response:
+        assert response.status == 200
+
+
 async def _pay_in_browser(client: stripe.StripeClient, intent_id: str) -> str:
     method = await client.v1.payment_methods.create_async(
         params={
@@ -438,15 +449,7 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
             # every winner pays in the browser; Stripe then tells node one the money is held
             for _, order in won:
                 await _pay_in_browser(buyer, order["payment"]["intent_id"])
-                payload, signature = _signed(
-                    _event("payment_intent.amount_capturable_updated", order["payment"]["intent_id"])
-                )
-                async with http.post(
-                    f"{one.url}/api/webhooks/stripe",
-                    data=payload,
-                    headers={"Content-Type": "application/json", "Stripe-Signature": signature},
-                ) as r:
-                    assert r.status == 200
+                await tell_authorized(http, one.url, order["payment"]["intent_id"])
             deadline = time.monotonic() + 30
             while True:  # settled, and the unpaid holds (buyers who never heard back) expired
                 statuses = [
