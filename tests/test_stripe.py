@@ -445,7 +445,13 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
             two.start(tmp_path)
             won = [(viewers[i], o) for i, (status, o) in enumerate(results) if status == 201]
             assert any(status == 0 for status, _ in results), "the kill came too late to test anything"
-            assert 0 < len(won) <= units
+            # the killed node may have held every unit and died before answering (then no winner,
+            # and still no money may be left held); the live node's buyers bought or heard sold_out
+            assert len(won) <= units
+            live = results[0::2]
+            assert all(
+                status == 201 or (o or {}).get("error", {}).get("code") == "sold_out" for status, o in live
+            )
             # every winner pays in the browser; Stripe then tells node one the money is held
             for _, order in won:
                 await _pay_in_browser(buyer, order["payment"]["intent_id"])
@@ -459,12 +465,12 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
                 _, shown = await call("GET", f"{one.url}/api/streams/{stream['id']}")
                 # a sale whose every unit got paid has ended itself: nothing left on it
                 remaining = shown["sale"]["remaining"] if shown["sale"] else 0
-                if (set(statuses) == {"paid"} and remaining == units - len(won)) or (
+                if (set(statuses) <= {"paid"} and remaining == units - len(won)) or (
                     time.monotonic() > deadline
                 ):
                     break
                 await asyncio.sleep(0.5)
-            assert set(statuses) == {"paid"}
+            assert set(statuses) <= {"paid"}  # every winner paid (there may be none)
             assert remaining == units - len(won)  # sold + on sale again = all
             assert (shown["sale"] is None) == (len(won) == units)
             intents = await _all_intents(http, localstripe)
