@@ -8,7 +8,7 @@ broker themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -33,3 +33,23 @@ async def announce(events: Publisher, room: str, kind: EventType[P], payload: P)
         await events.publish(room, kind, payload)
     except Unavailable as exc:
         log(logger, logging.WARNING, "room event not published", room=room, type=kind.name, error=str(exc))
+
+
+class Watcher(Protocol):
+    """A feed of its own, keyed apart from rooms: any node may nudge a key, and every node
+    watching it hears that something changed (not what: the watcher reads what it shows)."""
+
+    async def watch(self, key: str, listener: Callable[[], None]) -> None: ...
+
+    async def unwatch(self, key: str, listener: Callable[[], None]) -> None: ...
+
+    async def nudge(self, key: str) -> None: ...
+
+
+async def nudge(watcher: Watcher, key: str) -> None:
+    """Nudge a key's watchers; a broker outage only delays the news (watchers also re-read on
+    their own), so it is logged, not raised."""
+    try:
+        await watcher.nudge(key)
+    except Unavailable as exc:
+        log(logger, logging.WARNING, "nudge not published", key=key, error=str(exc))

@@ -20,6 +20,7 @@ import secrets
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -66,6 +67,7 @@ class Hub:
         self._likes: dict[str, int] = defaultdict(int)
         self._unique: dict[str, set[str]] = defaultdict(set)
         self._blocked: Recent[str, frozenset[str]] = Recent(self.BLOCKED_CACHE_S)
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._chores = Chores()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -89,6 +91,8 @@ class Hub:
         await self.broker.publish_ephemeral(room, kind.name, events.data(payload))
 
     def _on_event(self, room_name: str, event: Event) -> None:
+        for listener in self._watchers.get(room_name, ()):
+            listener()
         room = self.rooms.get(room_name)
         if room is None:
             return
@@ -97,6 +101,32 @@ class Hub:
             # Every node closes its own sockets of the banned user.
             for conn in room.connections_of(str(event.data.get("user_id"))):
                 conn.closer(1008, "banned")
+
+    # -- watched keys: feeds of their own (chat/announce.py, `Watcher`) ------------------------------
+    NUDGE = "nudge"
+
+    async def watch(self, key: str, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever any node nudges `key` (subscribing the node on the first)."""
+        listeners = self._watchers.setdefault(key, [])
+        listeners.append(listener)
+        if len(listeners) == 1:
+            try:
+                await self.broker.subscribe(key)
+            except BaseException:
+                await self.unwatch(key, listener)
+                raise
+
+    async def unwatch(self, key: str, listener: Callable[[], None]) -> None:
+        listeners = self._watchers.get(key, [])
+        if listener in listeners:
+            listeners.remove(listener)
+        if not listeners and self._watchers.pop(key, None) is not None:
+            with contextlib.suppress(Unavailable):
+                await self.broker.unsubscribe(key)
+
+    async def nudge(self, key: str) -> None:
+        """Tell every node's watchers of `key` that what they show has changed."""
+        await self.broker.publish_ephemeral(key, self.NUDGE, {})
 
     # -- sockets ------------------------------------------------------------------------------
     async def join(self, room_name: str, conn: Connection) -> LocalRoom:

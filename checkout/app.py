@@ -2,7 +2,7 @@
 
 `running()` is checkout's cleanup context, entered by server/app.py: stock in-process or in
 Redis, payments through the demo provider or Stripe, and the background chores (sweep,
-stock ticker, reconcile). What checkout needs of the streams it asks through
+stock ticker, reconcile, sales feed). What checkout needs of the streams it asks through
 `checkout.streams.StreamLookup`, handed in by server/app.py.
 """
 
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from aiohttp import web
 
-from chat.announce import Publisher
+from chat.announce import Publisher, Watcher
 from checkout.catalog import Catalog
 from checkout.catalog_sql import ProductStore
+from checkout.feed import FEED_TICK_S, SalesFeed
 from checkout.figures import Audience, Figures
 from checkout.grants import Grants
 from checkout.grants_sql import GrantStore
@@ -25,6 +26,8 @@ from checkout.orders import Orders
 from checkout.orders_sql import OrderStore
 from checkout.payments import DemoProvider, PaymentProvider
 from checkout.payments_stripe import StripeProvider
+from checkout.reports import Reports
+from checkout.reports_sql import ReportStore
 from checkout.sales import Sales
 from checkout.sales_sql import SaleStore
 from checkout.settlement import Settlement
@@ -55,6 +58,8 @@ class Shop:
     provider: PaymentProvider
     webhooks: StripeWebhooks | None  # None: no Stripe, or no webhook secret
     figures: Figures
+    feed: SalesFeed
+    reports: Reports
 
 
 SHOP: web.AppKey[Shop] = web.AppKey("shop")
@@ -79,12 +84,13 @@ async def running(
     accounts: AccountStore,
     streams: StreamLookup,
     rooms: Publisher,
+    feeds: Watcher,
     audience: Audience,
 ) -> AsyncIterator[Shop]:
     stock: Stock = RedisStock(client) if client is not None else MemoryStock()
     provider = _provider(settings)
     products, order_store = ProductStore(db), OrderStore(db)
-    ticker = StockTicker(stock, products, rooms)
+    ticker = StockTicker(stock, products, rooms, feeds)
     grant_store = GrantStore(db)
     sales = Sales(SaleStore(db), products, stock, streams, rooms, grant_store)
     settlement = Settlement(order_store, stock, provider, sales, ticker, accounts, rooms)
@@ -106,6 +112,8 @@ async def running(
     if settings.stripe_secret_key and settings.stripe_webhook_secret:
         webhooks = StripeWebhooks(order_store, settlement, provider, settings.stripe_webhook_secret)
     upkeep = Upkeep(order_store, stock, sales, settlement, provider)
+    reports = ReportStore(db)
+    figures = Figures(order_store, products, sales, streams, audience, reports, feeds)
     shop = Shop(
         Catalog(products, accounts, grant_store),
         Grants(grant_store, accounts, sales, streams),
@@ -117,12 +125,15 @@ async def running(
         stock,
         provider,
         webhooks,
-        Figures(order_store, products, sales, streams, audience),
+        figures,
+        SalesFeed(figures, feeds),
+        Reports(figures, reports, products, accounts),
     )
     app[SHOP] = shop
     chores = Chores()
     chores.every(SWEEP_INTERVAL_S, upkeep.sweep, "checkout-sweep")
     chores.every(STOCK_TICK_S, ticker.announce, "checkout-stock")
+    chores.every(FEED_TICK_S, shop.feed.tick, "checkout-sales-feed")
     chores.every(RECONCILE_INTERVAL_S, upkeep.reconcile, "checkout-reconcile", first=0.0)
     try:
         yield shop

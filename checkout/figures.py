@@ -8,16 +8,31 @@ in a show that features its products; anyone else is refused.
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
+from chat.announce import Watcher, nudge
 from checkout.catalog_sql import ProductStore
 from checkout.orders_sql import OrderStore
+from checkout.records import Product
+from checkout.reports_sql import ReportStore
 from checkout.sales import Sales
-from checkout.streams import StreamLookup
-from core.errors import Forbidden, NotFound
+from checkout.streams import StreamFacts, StreamLookup
+from core.db.driver import StoreError
+from core.errors import Forbidden, NotFound, Unavailable
 from core.identity import Account, Role, owns, require
+from core.logs import log
+
+logger = logging.getLogger("livecart.checkout")
+
+
+def sales_key(stream_id: str) -> str:
+    """The broker key a stream's sales feeds watch (nudged after each change to its figures)."""
+    return f"sales:{stream_id}"
 
 
 class Audience(Protocol):
@@ -55,6 +70,20 @@ class SalesFigures(msgspec.Struct):
     conversion: float  # buyers / unique viewers (0 with no viewers yet)
     products: list[ProductFigures]
     timeline: list[MinuteFigures]
+    ended_at: float | None  # set once the show is over: the figures are then its report
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one caller may see of a stream: the whole show (brand_id None) or a brand's share."""
+
+    stream: StreamFacts
+    brand_id: str | None
+    lineup: list[Product]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.stream.id, self.brand_id or ""
 
 
 class Figures:
@@ -65,40 +94,61 @@ class Figures:
         sales: Sales,
         streams: StreamLookup,
         audience: Audience,
+        reports: ReportStore,
+        watcher: Watcher,
     ) -> None:
         self._orders = orders
         self._products = products
         self._sales = sales
         self._streams = streams
         self._audience = audience
+        self._reports = reports
+        self._watcher = watcher
 
     async def of_stream(self, principal: Account | None, stream_id: str) -> SalesFigures:
+        return await self.read(await self.scope_of(principal, stream_id))
+
+    async def scope_of(self, principal: Account | None, stream_id: str) -> Scope:
+        """401, 404, 403 in that order: the host (and the admin) see the whole show, a brand its
+        own products in it, anyone else nothing."""
         who = require(principal, Role.HOST, Role.BRAND, Role.ADMIN)
         stream = await self._streams.get_stream(stream_id)
         if stream is None:
             raise NotFound(f"no stream with id {stream_id!r}", code="stream_not_found")
         lineup = await self._products.get_products(stream.product_ids)
-        brand_id: str | None = None
         if who.role is Role.BRAND:
             lineup = [p for p in lineup if p.brand_id == who.id]
             if not lineup:
                 raise Forbidden("this show features none of your products", code="forbidden")
-            brand_id = who.id
-        elif not owns(who, stream.host_id):
+            return Scope(stream, who.id, lineup)
+        if not owns(who, stream.host_id):
             raise Forbidden(
                 "only the host of this show, or its brands, may see its figures", code="forbidden"
             )
+        return Scope(stream, None, lineup)
 
-        kept = await self._orders.stream_sales(stream_id, brand_id)
+    async def reread(self, scope: Scope) -> SalesFigures:
+        """`read`, with the stream and its products looked up again (the show may have ended,
+        a product's stock moved, since the scope was made)."""
+        stream = await self._streams.get_stream(scope.stream.id) or scope.stream
+        lineup = await self._products.get_products(stream.product_ids)
+        if scope.brand_id is not None:
+            lineup = [p for p in lineup if p.brand_id == scope.brand_id]
+        return await self.read(Scope(stream, scope.brand_id, lineup))
+
+    async def read(self, scope: Scope) -> SalesFigures:
+        stream, lineup = scope.stream, scope.lineup
+        kept = await self._orders.stream_sales(stream.id, scope.brand_id)
         currency = lineup[0].currency if lineup else "USD"
         sold = {p.product_id: p for p in kept.products if p.currency == currency}
-        running = await self._sales.current_view(stream_id)
-        peak = await self._audience.viewers_peak(stream_id)
-        unique = await self._audience.unique_viewers(stream_id)
+        report = await self._reports.get(stream.id) if stream.ended else None
+        if report is not None:
+            peak, unique, remaining = report.viewers_peak, report.viewers_unique, dict(report.remaining)
+        else:
+            peak, unique, remaining = await self._live(stream.id, lineup)
         products = []
         for product in lineup:
             figures = sold.get(product.id)
-            remaining = running.remaining if running and running.product_id == product.id else product.stock
             products.append(
                 ProductFigures(
                     product_id=product.id,
@@ -106,11 +156,11 @@ class Figures:
                     orders=figures.orders if figures else 0,
                     units=figures.units if figures else 0,
                     gmv=figures.gmv if figures else 0,
-                    remaining=remaining,
+                    remaining=remaining.get(product.id, product.stock),
                 )
             )
         return SalesFigures(
-            stream_id=stream_id,
+            stream_id=stream.id,
             gmv=sum(p.gmv for p in sold.values()),
             currency=currency,
             orders=kept.orders,
@@ -121,4 +171,31 @@ class Figures:
             conversion=round(kept.buyers / unique, 4) if unique else 0.0,
             products=products,
             timeline=[MinuteFigures(m.t, m.orders, m.gmv) for m in kept.timeline if m.currency == currency],
+            ended_at=report.ended_at if report else stream.ended_at,
         )
+
+    async def _live(self, stream_id: str, lineup: list[Product]) -> tuple[int, int, dict[str, int]]:
+        """What the running show knows: its room's viewers and the units left to sell (the
+        running sale's for its product, else each product's stock)."""
+        running = await self._sales.current_view(stream_id)
+        remaining = {p.id: p.stock for p in lineup}
+        if running is not None and running.product_id in remaining:
+            remaining[running.product_id] = running.remaining
+        peak = await self._audience.viewers_peak(stream_id)
+        unique = await self._audience.unique_viewers(stream_id)
+        return peak, unique, remaining
+
+    async def freeze(self, stream_id: str) -> None:
+        """The stream ended: keep its viewers and units left as the post-show report (the room's
+        figures do not outlive the room). Run by the node that ended it; a failure is logged,
+        and the report then reads on from the room while it still answers."""
+        try:
+            stream = await self._streams.get_stream(stream_id)
+            if stream is None:
+                return
+            lineup = await self._products.get_products(stream.product_ids)
+            peak, unique, remaining = await self._live(stream_id, lineup)
+            await self._reports.freeze(stream_id, stream.ended_at or time.time(), peak, unique, remaining)
+            await nudge(self._watcher, sales_key(stream_id))
+        except (StoreError, Unavailable) as exc:
+            log(logger, logging.WARNING, "sales report not frozen", stream=stream_id, error=str(exc))

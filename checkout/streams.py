@@ -27,6 +27,9 @@ class StreamFacts(Protocol):
     @property
     def ended(self) -> bool: ...
 
+    @property
+    def ended_at(self) -> float | None: ...
+
 
 class StreamLookup(Protocol):
     async def get_stream(self, stream_id: str) -> StreamFacts | None: ...

@@ -3,23 +3,26 @@
 In a rush every tap moves the stock: one event per tap would cost two Redis round trips on
 the buy path and flood every viewer's socket with numbers that are stale a millisecond
 later. A buy only notes that its product's stock moved; `announce()`, run every tick by the
-checkout's chores, tells each room the latest count.
+checkout's chores, tells each room the latest count, and nudges the stream's sales feeds
+(checkout/feed.py) once: the dashboards re-read what the moves (and payments) changed.
 """
 
 from __future__ import annotations
 
-from chat.announce import Publisher, announce
+from chat.announce import Publisher, Watcher, announce, nudge
 from checkout.catalog_sql import ProductStore
+from checkout.figures import sales_key
 from checkout.records import Order
 from checkout.stock import Stock
 from core import events
 
 
 class StockTicker:
-    def __init__(self, stock: Stock, products: ProductStore, rooms: Publisher) -> None:
+    def __init__(self, stock: Stock, products: ProductStore, rooms: Publisher, feeds: Watcher) -> None:
         self._stock = stock
         self._products = products
         self._rooms = rooms
+        self._feeds = feeds
         # product → (stream, sale) whose stock changed since the last announcement
         self._changed: dict[str, tuple[str, str | None]] = {}
 
@@ -36,3 +39,5 @@ class StockTicker:
                 remaining = product.stock if product else 0
             left = events.StockLeft(product_id=product_id, remaining=remaining)
             await announce(self._rooms, stream_id, events.STOCK, left)
+        for stream_id in {stream_id for stream_id, _ in changed.values()}:
+            await nudge(self._feeds, sales_key(stream_id))  # its dashboards re-read

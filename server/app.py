@@ -117,6 +117,7 @@ async def _running(
                 accounts=accounts,
                 streams=stream_store,
                 rooms=hub,
+                feeds=hub,
                 audience=hub.state,
             )
         )
@@ -134,6 +135,7 @@ async def _running(
             )
         )
         show.streams.ended_listeners.append(shop.orders.forget_stream)
+        show.streams.ended_listeners.append(shop.figures.freeze)
         app[chat.app.SUBJECTS] = show.views
         yield
 

@@ -100,6 +100,17 @@ ROUTES: list[tuple[str, str, str, Any, dict[str, int], bool]] = [
         False,
     ),
     ("unpin", "DELETE", "/api/streams/{stream}/pin", None, {"host": 204, "admin": 204}, False),
+    # the other brand's products are not in the show: it sees nothing of it
+    ("sales", "GET", "/api/streams/{stream}/sales", None, {"host": 200, "brand": 200, "admin": 200}, False),
+    (
+        "sales csv",
+        "GET",
+        "/api/streams/{stream}/sales.csv",
+        None,
+        {"host": 200, "brand": 200, "admin": 200},
+        False,
+    ),
+    ("brand sales", "GET", "/api/brands/me/sales", None, {"brand": 200, "other_brand": 200}, False),
 ]
 
 PUBLIC = [
