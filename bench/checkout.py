@@ -11,6 +11,12 @@ Reports buys/s (201 answers), all answers/s, p50/p99/max latency, the server's C
 generator's own CPU. The taps go out through bench/http_load.py (`--client raw`, the default:
 pre-encoded requests on asyncio Protocols) or aiohttp's client (`--client aiohttp`, which costs
 the generator ~0.3 of a core that the server under test then lacks on a 2-core machine).
+
+With `--dashboards 0,100 --payers 20 --rounds 2` the same rush runs side by side without and
+with 100 dashboards (`GET /api/streams/{id}/sales/ws`, the host's) open through it, alternating,
+while `--payers` viewers buy and pay one unit at a time in a loop (in both arms, so the
+dashboards have payments to show): the buy taps' figures of the two arms are the comparison.
+Each dashboard counts its frames and checks that its figures end with every paid order.
 Everything talks to 127.0.0.1 only; every loop is bounded.
 """
 
@@ -112,7 +118,62 @@ async def buy_aiohttp(
     return result
 
 
-async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
+class Dashboards:
+    """`count` sales feeds of the show, each keeping the orders its figures say."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.orders: list[int] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def open(self, http: aiohttp.ClientSession, url: str, count: int) -> None:
+        sockets = await asyncio.gather(*(http.ws_connect(url) for _ in range(count)))
+        self.orders = [0] * count
+        self.tasks = [asyncio.create_task(self._read(i, ws)) for i, ws in enumerate(sockets)]
+
+    async def _read(self, index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async with ws:
+            async for message in ws:
+                frame = orjson.loads(message.data)
+                self.frames += 1
+                self.orders[index] = frame["data"].get("orders", self.orders[index])
+
+    async def settle(self, paid: int, timeout: float = 10.0) -> bool:
+        """Whether every dashboard came to show `paid` orders within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while any(n != paid for n in self.orders) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        return all(n == paid for n in self.orders)
+
+
+async def pay_in_a_loop(
+    http: aiohttp.ClientSession, base: str, viewer: dict[str, Any], body: dict[str, Any], until: float
+) -> int:
+    """Buy one unit and pay for it, again and again until `until`: the orders paid."""
+    paid = 0
+    for n in range(100_000):
+        if time.monotonic() >= until:
+            break
+        status, order = await call(
+            http,
+            "POST",
+            f"{base}/api/orders",
+            viewer["token"],
+            json=body,
+            headers={"Idempotency-Key": f"pay-{n}"},
+        )
+        if status != 201:
+            await asyncio.sleep(0.05)
+            continue
+        status, _ = await call(http, "POST", f"{base}/api/orders/{order['id']}/demo-pay", viewer["token"])
+        paid += status == 200
+    return paid
+
+
+async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[str, Any]:
     schema = "bench_" + secrets.token_hex(4)
     conn = await asyncpg.connect(PG)
     await conn.execute(f"CREATE SCHEMA {schema}")
@@ -174,19 +235,33 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                 "quantity": 1,
                 "sale_id": sale["id"],
             }
+            feeds = Dashboards()
+            if dashboards:
+                url = f"{base}/api/streams/{stream['id']}/sales/ws?token={show.host['token']}"
+                await feeds.open(http, url, dashboards)
+            payers = [
+                await call(http, "POST", f"{base}/api/viewers", json={"name": f"payer {i}"})
+                for i in range(args.payers)
+            ]
             pids = children(server.pid)
             cpu0, gen0, t0 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+            paying = [
+                asyncio.create_task(pay_in_a_loop(http, base, viewer, body_base, t0 + args.duration))
+                for _, viewer in payers
+            ]
             if args.client == "raw":
                 load = await buy_raw(port, viewers, body_base, args)
             else:
                 load = await buy_aiohttp(http, base, viewers, body_base, args)
+            paid = sum(await asyncio.gather(*paying))
             created = load.statuses.get(201, 0)
             elapsed = time.monotonic() - t0
             cpu1, gen1 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF)
             _, shown = await call(http, "GET", f"{base}/api/streams/{stream['id']}")
             remaining = shown["sale"]["remaining"] if shown["sale"] else 0
             # held == orders (a request lost in flight may have been served: it shows here)
-            assert args.units - remaining == created, (args.units, remaining, created, load.abandoned)
+            assert args.units - remaining == created + paid, (args.units, remaining, created, paid)
+            shown_everywhere = await feeds.settle(paid) if dashboards else None
         latencies = sorted(load.latencies)
         pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
         return {
@@ -204,7 +279,10 @@ async def run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
             "generator_cpu": round(
                 (gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) / elapsed, 2
             ),
-            "sold_check": f"{created} orders == {args.units - remaining} units held",
+            "sold_check": f"{created} + {paid} paid orders == {args.units - remaining} units held",
+            "dashboards": dashboards,
+            "paid_per_s": round(paid / elapsed),
+            **({"feed_frames": feeds.frames, "every_payment_shown": shown_everywhere} if dashboards else {}),
             **({"errors": load.errors} if load.errors else {}),
         }
     finally:
@@ -232,9 +310,14 @@ async def main() -> None:
         default="raw",
         help="load generator of the timed buy phase: bench/http_load.py (lean) or aiohttp's client",
     )
+    parser.add_argument("--dashboards", default="0", help="comma list of feeds open, run side by side")
+    parser.add_argument("--payers", type=int, default=0, help="viewers buying and paying in a loop")
+    parser.add_argument("--rounds", type=int, default=1, help="times each --dashboards arm runs, alternating")
     args = parser.parse_args()
     for workers in (int(w) for w in args.workers.split(",")):
-        print(json.dumps(await run(workers, args)), flush=True)
+        for _ in range(args.rounds):
+            for dashboards in (int(d) for d in args.dashboards.split(",")):
+                print(json.dumps(await run(workers, dashboards, args)), flush=True)
 
 
 if __name__ == "__main__":

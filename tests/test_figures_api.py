@@ -3,11 +3,18 @@ brand, nothing for anyone else — on SQLite with in-process stock and on Postgr
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
-from tests.conftest import ADMIN_TOKEN, Api
+from checkout.app import SHOP
+from checkout.records import OrderStatus
+from config.settings import Settings
+from server.app import DATABASE
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
 from tests.shopping import buy, start_sale
+from tests.test_sales_feed import second_node
+from tests.test_sales_figures import _scenarios
 
 
 async def _paid(
@@ -80,3 +87,95 @@ async def test_no_one_else_sees_the_figures(shop: Api) -> None:
     assert refused["error"]["code"] == "unauthorized"
     _, missing = await shop.call("GET", "/api/streams/str_nope/sales", host["token"], expect=404)
     assert missing["error"]["code"] == "stream_not_found"
+
+
+async def test_the_snapshot_equals_a_recount_after_any_mix_of_orders_across_two_nodes(
+    shop: Api, aiohttp_client: MakeClient, shop_settings: Settings
+) -> None:
+    """Orders bought on either node (PostgreSQL + Redis: two app instances sharing both), then
+    paid, refunded, failed, expired, canceled or left waiting as hypothesis draws; after each
+    scenario the snapshot of the host and of each brand equals a recount of the orders table."""
+    nodes = [shop, await second_node(aiohttp_client, shop_settings, shop)]
+    silk, canvas = await shop.account("brands", "Silk & Co"), await shop.account("brands", "Canvas Ltd")
+    host = await shop.account("hosts", "Lin")
+    viewers = [await shop.account("viewers", f"V{i}") for i in range(3)]
+    for scenario in _scenarios(8):
+        products = [
+            await shop.product(silk, price=700, stock=100),
+            await shop.product(canvas, price=800, stock=100),
+        ]
+        stream = await shop.stream(host, [p["id"] for p in products])
+        for n, (product, viewer, quantity, path) in enumerate(scenario):
+            node = nodes[n % 2]
+            status, order = await buy(node, viewers[viewer], stream, products[product], quantity)
+            assert status == 201, order
+            await _move(node, viewers[viewer], order, path)
+        table = await _paid_orders(shop, stream["id"])
+        path_ = f"/api/streams/{stream['id']}/sales"
+        _, whole = await nodes[len(scenario) % 2].call("GET", path_, host["token"], expect=200)
+        assert _kept(whole) == _recounted(table), scenario
+        for brand, product in ((silk, products[0]), (canvas, products[1])):
+            _, theirs = await shop.call("GET", path_, brand["token"], expect=200)
+            assert _kept(theirs) == _recounted([o for o in table if o["product_id"] == product["id"]]), (
+                scenario
+            )
+
+
+async def _move(node: Api, viewer: dict[str, Any], order: dict[str, Any], path: str) -> None:
+    """Take the order down `path` the way the server does: the buyer pays or cancels, the admin
+    refunds, the payment provider's failure and the expiry sweep through settlement itself."""
+    settlement = node.client.app[SHOP].settlement
+    pay = f"/api/orders/{order['id']}/demo-pay"
+    if path in ("paid", "refunded"):
+        await node.call("POST", pay, viewer["token"], expect=200)
+    if path == "refunded":
+        await node.call("POST", f"/api/orders/{order['id']}/refund", ADMIN_TOKEN, expect=200)
+    elif path == "canceled":
+        await node.call("POST", f"/api/orders/{order['id']}/cancel", viewer["token"], expect=200)
+    elif path in ("failed", "expired"):
+        stored = await node.client.app[SHOP].orders.store.get_order(order["id"])
+        assert stored is not None
+        if path == "failed":
+            await settlement.failed(stored)
+        else:
+            await settlement.give_back(stored, OrderStatus.EXPIRED)
+
+
+async def _paid_orders(api: Api, stream_id: str) -> list[dict[str, Any]]:
+    rows = await api.client.app[DATABASE].fetchall(
+        "SELECT product_id, viewer_id, quantity, amount, paid_at FROM orders"
+        " WHERE stream_id = $1 AND status = 'paid'",
+        stream_id,
+    )
+    return [dict(r) for r in rows]
+
+
+def _recounted(paid: list[dict[str, Any]]) -> dict[str, Any]:
+    products: dict[str, list[int]] = {}
+    minutes: dict[float, list[int]] = {}
+    for o in paid:
+        row = products.setdefault(o["product_id"], [0, 0, 0])
+        row[0], row[1], row[2] = row[0] + 1, row[1] + int(o["quantity"]), row[2] + int(o["amount"])
+        minute = minutes.setdefault(math.floor(float(o["paid_at"]) / 60) * 60.0, [0, 0])
+        minute[0], minute[1] = minute[0] + 1, minute[1] + int(o["amount"])
+    return {
+        "orders": len(paid),
+        "units": sum(int(o["quantity"]) for o in paid),
+        "gmv": sum(int(o["amount"]) for o in paid),
+        "buyers": len({o["viewer_id"] for o in paid}),
+        "products": {p: tuple(v) for p, v in products.items()},
+        "timeline": {t: tuple(v) for t, v in sorted(minutes.items())},
+    }
+
+
+def _kept(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "orders": figures["orders"],
+        "units": figures["units"],
+        "gmv": figures["gmv"],
+        "buyers": figures["buyers"],
+        "products": {
+            p["product_id"]: (p["orders"], p["units"], p["gmv"]) for p in figures["products"] if p["orders"]
+        },
+        "timeline": {m["t"]: (m["orders"], m["gmv"]) for m in figures["timeline"]},
+    }

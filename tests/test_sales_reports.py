@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from checkout import reports
