@@ -105,20 +105,18 @@ async def test_the_snapshot_equals_a_recount_after_any_mix_of_orders_across_two_
             await shop.product(canvas, price=800, stock=100),
         ]
         stream = await shop.stream(host, [p["id"] for p in products])
-        for n, (product, viewer, quantity, path) in enumerate(scenario):
+        for n, (which, viewer, quantity, path) in enumerate(scenario):
             node = nodes[n % 2]
-            status, order = await buy(node, viewers[viewer], stream, products[product], quantity)
+            status, order = await buy(node, viewers[viewer], stream, products[which], quantity)
             assert status == 201, order
             await _move(node, viewers[viewer], order, path)
         table = await _paid_orders(shop, stream["id"])
         path_ = f"/api/streams/{stream['id']}/sales"
         _, whole = await nodes[len(scenario) % 2].call("GET", path_, host["token"], expect=200)
         assert _kept(whole) == _recounted(table), scenario
-        for brand, product in ((silk, products[0]), (canvas, products[1])):
+        for brand, mine in ((silk, products[0]["id"]), (canvas, products[1]["id"])):
             _, theirs = await shop.call("GET", path_, brand["token"], expect=200)
-            assert _kept(theirs) == _recounted([o for o in table if o["product_id"] == product["id"]]), (
-                scenario
-            )
+            assert _kept(theirs) == _recounted([o for o in table if o["product_id"] == mine]), scenario
 
 
 async def _move(node: Api, viewer: dict[str, Any], order: dict[str, Any], path: str) -> None:
