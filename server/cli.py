@@ -126,6 +126,10 @@ async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
                 f"  studio page (go live; the host token):     {base}/studio/{seeded.stream_id}", flush=True
             )
             print(f"  watch page (share it with viewers):        {base}/watch/{seeded.stream_id}", flush=True)
+            print(
+                f"  sales dashboard (the brand token):         {base}/dashboard/{seeded.stream_id}",
+                flush=True,
+            )
             print(f"  publish (WHIP, host token, e.g. from OBS): {url}/whip", flush=True)
             print(f"  watch (WHEP):                              {url}/whep", flush=True)
             websocket = "ws" + url.removeprefix("http")  # http → ws, https → wss

@@ -208,6 +208,14 @@ def test_demo_seeds_a_show(servers: list[ServerProcess], tmp_path: Path) -> None
         f"{stream_url.group(1)}/pin", "POST", {"product_id": stream["products"][0]["id"]}, host_token.group(1)
     )
     assert status == 200
+    # the demo brand's dashboard: its figures (the brand granted the host, so it has a share)
+    brand_token = re.search(r"^demo brand token:\s+(\S+)$", out, re.M)
+    dashboard = re.search(r"^\s+sales dashboard \(the brand token\):\s+(\S+)$", out, re.M)
+    assert brand_token and dashboard and dashboard.group(1).endswith(f"/dashboard/{stream['id']}"), out
+    status, figures = _request(f"{stream_url.group(1)}/sales", token=brand_token.group(1))
+    assert status == 200 and [p["title"] for p in figures["products"]] == [
+        p["title"] for p in stream["products"]
+    ]
     assert server.stop() == 0
 
 
