@@ -1,4 +1,5 @@
-"""The pages a person opens: the index, a host's studio and a viewer's watch page.
+"""The pages a person opens: the index, a host's studio, a viewer's watch page and the sales
+dashboard of a show's brands and host.
 
 Each is one HTML file under static/ with its ES modules and one stylesheet beside it; no build
 step and nothing fetched from elsewhere at run time (Stripe.js excepted, which Stripe requires
@@ -72,6 +73,14 @@ ROUTES = [
         "/watch/{stream_id}",
         _page("watch.html"),
         "The viewer's page: video, chat, hearts, the pinned product and Buy",
+        "pages",
+        response_content_type="text/html",
+    ),
+    Route(
+        "GET",
+        "/dashboard/{stream_id}",
+        _page("dashboard.html"),
+        "A brand's (or the host's) live sales dashboard: tiles, minute chart, products, CSV",
         "pages",
         response_content_type="text/html",
     ),
