@@ -29,6 +29,7 @@ import os
 import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,8 @@ class Dashboards:
         self.frames = 0
         self.orders: list[int] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self.confirmed: list[float] = []  # when the n-th payment was answered 200 (payers note it)
+        self.lags: list[float] = []  # per dashboard and payment: shown at - confirmed at
 
     async def open(self, http: aiohttp.ClientSession, url: str, count: int) -> None:
         sockets = await asyncio.gather(*(http.ws_connect(url) for _ in range(count)))
@@ -136,7 +139,12 @@ class Dashboards:
             async for message in ws:
                 frame = orjson.loads(message.data)
                 self.frames += 1
-                self.orders[index] = frame["data"].get("orders", self.orders[index])
+                before, now = self.orders[index], time.monotonic()
+                self.orders[index] = frame["data"].get("orders", before)
+                if frame["type"] == "delta":
+                    # the n-th payment answered is taken as the one that made the count n
+                    shown = self.confirmed[before : self.orders[index]]
+                    self.lags.extend(now - t for t in shown)
 
     async def settle(self, paid: int, timeout: float = 10.0) -> bool:
         """Whether every dashboard came to show `paid` orders within `timeout`."""
@@ -150,7 +158,12 @@ class Dashboards:
 
 
 async def pay_in_a_loop(
-    http: aiohttp.ClientSession, base: str, viewer: dict[str, Any], body: dict[str, Any], until: float
+    http: aiohttp.ClientSession,
+    base: str,
+    viewer: dict[str, Any],
+    body: dict[str, Any],
+    until: float,
+    confirmed: list[float],
 ) -> int:
     """Buy one unit and pay for it, again and again until `until`: the orders paid."""
     paid = 0
@@ -169,7 +182,9 @@ async def pay_in_a_loop(
             await asyncio.sleep(0.05)
             continue
         status, _ = await call(http, "POST", f"{base}/api/orders/{order['id']}/demo-pay", viewer["token"])
-        paid += status == 200
+        if status == 200:
+            paid += 1
+            confirmed.append(time.monotonic())
     return paid
 
 
@@ -246,7 +261,9 @@ async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[s
             pids = children(server.pid)
             cpu0, gen0, t0 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
             paying = [
-                asyncio.create_task(pay_in_a_loop(http, base, viewer, body_base, t0 + args.duration))
+                asyncio.create_task(
+                    pay_in_a_loop(http, base, viewer, body_base, t0 + args.duration, feeds.confirmed)
+                )
                 for _, viewer in payers
             ]
             if args.client == "raw":
@@ -282,7 +299,16 @@ async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[s
             "sold_check": f"{created} + {paid} paid orders == {args.units - remaining} units held",
             "dashboards": dashboards,
             "paid_per_s": round(paid / elapsed),
-            **({"feed_frames": feeds.frames, "every_payment_shown": shown_everywhere} if dashboards else {}),
+            **(
+                {
+                    "feed_frames": feeds.frames,
+                    "every_payment_shown": shown_everywhere,
+                    "shown_after_payment_p50_ms": round(statistics.median(feeds.lags) * 1000),
+                    "shown_after_payment_p99_ms": round(statistics.quantiles(feeds.lags, n=100)[98] * 1000),
+                }
+                if dashboards and len(feeds.lags) > 1
+                else {}
+            ),
             **({"errors": load.errors} if load.errors else {}),
         }
     finally:

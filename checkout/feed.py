@@ -65,12 +65,14 @@ class Subscriber:
         self.frames: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
         self.overrun = False
 
-    def offer(self, frame: str | None) -> None:
+    def offer(self, frame: str) -> None:
+        if self.overrun:
+            return
         try:
             self.frames.put_nowait(frame)
         except asyncio.QueueFull:
             self.overrun = True
-            self.frames.get_nowait()  # room for the end mark; the socket is closed
+            self.frames.get_nowait()  # room for the end mark: the socket is closed after the rest
             self.frames.put_nowait(None)
 
 

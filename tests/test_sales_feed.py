@@ -8,14 +8,18 @@ sharing both: the dashboard on one node, the payments on the other).
 from __future__ import annotations
 
 import asyncio
+import copy
 import secrets
 import time
 from typing import Any
 
 import aiohttp
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from checkout.app import SHOP
+from checkout.feed import delta
 from config.settings import Settings
 from server.app import create_app
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
@@ -223,3 +227,51 @@ async def test_many_dashboards_cost_one_read_per_change(shop: Api) -> None:
     assert feed.reads - reads <= 15, feed.reads - reads
     for board in boards:
         await board.ws.close()
+
+
+_minutes = st.dictionaries(
+    st.sampled_from([60.0 * m for m in range(6)]),
+    st.tuples(st.integers(0, 5), st.integers(0, 9999)),
+    max_size=6,
+)
+_products = st.dictionaries(
+    st.sampled_from(["prd_a", "prd_b", "prd_c"]), st.tuples(st.integers(0, 5), st.integers(0, 20)), min_size=1
+)
+
+
+def _figures(products: dict[str, tuple[int, int]], minutes: dict[float, tuple[int, int]], ended: bool) -> Any:
+    return {
+        "stream_id": "str_1",
+        "orders": sum(o for o, _ in products.values()),
+        "gmv": sum(g for _, g in minutes.values()),
+        "ended_at": 1.0 if ended else None,
+        "products": [
+            {"product_id": p, "orders": o, "remaining": r} for p, (o, r) in sorted(products.items())
+        ],
+        "timeline": [{"t": t, "orders": o, "gmv": g} for t, (o, g) in sorted(minutes.items()) if o],
+    }
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@hypothesis.given(_products, _minutes, st.booleans(), _minutes, st.booleans())
+def test_a_delta_takes_a_dashboard_from_what_it_showed_to_what_is(
+    products: dict[str, tuple[int, int]],
+    before: dict[float, tuple[int, int]],
+    ended_before: bool,
+    after: dict[float, tuple[int, int]],
+    ended_after: bool,
+) -> None:
+    old = _figures(products, before, ended_before)
+    new = _figures({p: (o + 1, r) for p, (o, r) in products.items()}, after, ended_after)
+    board = Dashboard(None)  # type: ignore[arg-type]
+    board.apply({"type": "snapshot", "data": copy.deepcopy(old)})
+    change = delta(old, new)
+    if change:
+        board.apply({"type": "delta", "data": change})
+    shown = board.figures
+    # minutes that emptied stay on the chart at zero; everything else is exactly the new figures
+    assert [m for m in shown["timeline"] if m["orders"]] == new["timeline"]
+    assert {k: v for k, v in shown.items() if k != "timeline"} == {
+        k: v for k, v in new.items() if k != "timeline"
+    }
+    assert "stream_id" not in change and all(p in new["products"] for p in change.get("products", []))
