@@ -146,6 +146,8 @@ class Figures:
             peak, unique, remaining = report.viewers_peak, report.viewers_unique, dict(report.remaining)
         else:
             peak, unique, remaining = await self._live(stream.id, lineup)
+        # a buyer watched, even one who bought through an app's own client and never joined the room
+        unique = max(unique, kept.buyers)
         products = []
         for product in lineup:
             figures = sold.get(product.id)

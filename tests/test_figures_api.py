@@ -57,9 +57,8 @@ async def test_the_host_sees_the_show_and_each_brand_its_own_share(shop: Api) ->
     assert (
         sum(m["orders"] for m in whole["timeline"]) == 3 and sum(m["gmv"] for m in whole["timeline"]) == 12600
     )
-    assert whole["viewers_unique"] >= 0 and whole["conversion"] == (
-        round(2 / whole["viewers_unique"], 4) if whole["viewers_unique"] else 0.0
-    )
+    # nobody joined the room: the two buyers are its only viewers we know of
+    assert (whole["viewers_unique"], whole["conversion"]) == (2, 1.0)
     _, admin = await shop.call("GET", path, ADMIN_TOKEN, expect=200)
     assert admin == whole
 
