@@ -7,9 +7,12 @@ there is no task, timer, queue object or re-encode: only a check of the
 transport's write buffer, which *is* the bounded send queue — a socket whose
 buffer is over the cap is a consumer that cannot keep up, and it is dropped.
 
-Busy rooms batch: after a flush, events that arrive within `batch_window_s` are
+Busy rooms batch: after a flush *ends*, events that arrive within `batch_window_s` are
 held and sent together as one frame (a JSON array), so a socket gets at most
-1 / batch_window_s frames per second however fast the room goes.
+1 / batch_window_s frames per second however fast the room goes. The window runs from
+the end of the last flush, not its start: a flush to 10,000 sockets takes longer than the
+window, and timed from its start every event would go out alone (events from Redis come
+one per loop turn), each paying the whole per-socket cost.
 """
 
 from __future__ import annotations
@@ -176,7 +179,6 @@ class LocalRoom:
         events, self._pending = self._pending, []
         if not events:
             return
-        self._last_flush = time.monotonic()
         counters = self._counters
         counters.events += len(events)
         text_frame: bytes | None = None
@@ -204,6 +206,7 @@ class LocalRoom:
             sent += 1
         counters.frames += sent
         counters.deliveries += sent * len(events)
+        self._last_flush = time.monotonic()
 
     def drop(self, conn: Connection) -> None:
         """A consumer that cannot keep up: cut it off now; its buffered bytes are freed."""
