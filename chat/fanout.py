@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgpack
@@ -30,6 +30,7 @@ import orjson
 from chat.broker import Event
 from core.events import VIEW_CHANGING
 from core.identity import Account
+from core.recent import Recent
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -136,7 +137,7 @@ class LocalRoom:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_seq = 0
         self.viewers = -1  # last count sent
-        self._view: tuple[float, dict[str, Any]] | None = None  # (fresh until, subject view)
+        self._views: Recent[str, dict[str, Any]] = Recent(self.VIEW_TTL_S, max_size=1)  # its subject's
         self.buckets: dict[str, tuple[float, float]] = {}  # user id → rate-limit bucket
         self._pending: list[Event] = []
         self._scheduled = False
@@ -149,20 +150,19 @@ class LocalRoom:
 
     VIEW_TTL_S = 1.0
 
-    def cached_view(self) -> dict[str, Any] | None:
-        if self._view is not None and self._view[0] > time.monotonic():
-            return self._view[1]
-        return None
-
-    def cache_view(self, view: dict[str, Any]) -> dict[str, Any]:
-        self._view = (time.monotonic() + self.VIEW_TTL_S, view)
+    async def view(self, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """The room's subject as `hello` shows it, shared by everyone joining within VIEW_TTL_S:
+        when it is stale, the joiners of that moment all wait for one load (a join storm costs
+        one read of it, not one per socket). A view-changing event drops it."""
+        view = await self._views.get(self.name, load)
+        assert view is not None  # a subject's view is never None (a missing one raises)
         return view
 
     def push(self, event: Event) -> None:
         if not event.ephemeral and event.seq > self.last_seq:
             self.last_seq = event.seq
         if event.type in VIEW_CHANGING:  # the cached `hello` view would show the wrong thing
-            self._view = None
+            self._views.forget(self.name)
         self._pending.append(event)
         if self._scheduled:
             return

@@ -7,6 +7,7 @@ hosts it, how `hello` describes it) it asks through `Subjects` (chat/subjects.py
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable
 from typing import Annotated
@@ -113,9 +114,7 @@ async def _serve(
         # and the subject's view is shared by everyone joining within a second: a join storm
         # of thousands costs no database or Redis read per socket for it.
         last = room.last_seq
-        view = room.cached_view()
-        if view is None:
-            view = room.cache_view(await app[SUBJECTS].describe(room_key))
+        view = await room.view(functools.partial(app[SUBJECTS].describe, room_key))
         you = None
         if conn.user is not None:
             you = events.Author(id=conn.user.id, name=conn.user.name, role=str(conn.user.role))

@@ -7,6 +7,7 @@ a stream's room asks about its subject (chat/subjects.py): who moderates it, and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import msgspec
 
 from core.errors import NotFound, Unavailable
 from core.events import ProductOut, SaleOut
+from core.recent import Recent
 from streaming.records import Stream, StreamState
 from streaming.shop import ProductCards, RunningSales
 from streaming.streams_sql import StreamStore
@@ -38,6 +40,8 @@ class StreamOut(msgspec.Struct):
 
 
 class StreamViews:
+    OWNER_TTL_S = 3600.0
+
     def __init__(
         self,
         store: StreamStore,
@@ -53,6 +57,7 @@ class StreamViews:
         self._products = products
         self._sales = sales
         self._viewers = viewers
+        self._owners: Recent[str, str] = Recent(self.OWNER_TTL_S)
 
     async def views(self, streams: Sequence[Stream]) -> list[StreamOut]:
         """Stream bodies with their products, fetching all products in one query."""
@@ -110,7 +115,13 @@ class StreamViews:
         return stream
 
     async def owner(self, room: str) -> str:
-        return (await self._stream(room)).host_id
+        """A stream's host never changes: known once, it is never read again for a join."""
+        host = await self._owners.get(room, functools.partial(self._host_of, room))
+        assert host is not None  # a missing stream raises
+        return host
+
+    async def _host_of(self, stream_id: str) -> str:
+        return (await self._stream(stream_id)).host_id
 
     async def describe(self, room: str) -> dict[str, Any]:
         (view,) = await self.views([await self._stream(room)])

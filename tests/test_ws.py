@@ -17,10 +17,12 @@ from aiohttp import WSMsgType
 from hypothesis import strategies as st
 
 from chat.app import HUB
+from chat.fanout import LocalRoom
 from chat.hub import HubSettings
 from chat.session import ChatLimits
 from config.settings import Settings
 from server.app import create_app, drain
+from streaming.app import SHOW
 from tests.conftest import ADMIN_TOKEN, REDIS_URL, Api, MakeClient
 
 FAST = HubSettings(likes_interval_s=0.05, presence_interval_s=0.1, ping_interval_s=30, batch_window_s=0.02)
@@ -487,3 +489,34 @@ async def test_any_frame_gets_a_documented_answer_and_breaks_nothing(
             assert event["type"] in ("chat", "likes"), (frame, event)
     await sock.send({"type": "chat", "text": "still here"})
     assert (await sock.expect("chat"))["data"]["text"] == "still here"
+
+
+async def test_a_join_storm_reads_the_stream_once(live: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 sockets joining at once: the stream (its host, its view) is read once, not per socket,
+    and a pin between two storms is in every later joiner's hello."""
+    host, stream, product = await _show(live)
+    await connect(live, stream["id"])  # the room exists; its view is then read on the first join
+    reads: list[str] = []
+    store = live.client.app[SHOW].streams.store
+    read = store.get_stream
+
+    async def counted(stream_id: str) -> Any:
+        reads.append(stream_id)
+        await asyncio.sleep(0.05)  # a slow database: every joiner of the moment arrives meanwhile
+        return await read(stream_id)
+
+    monkeypatch.setattr(store, "get_stream", counted)
+    await asyncio.sleep(LocalRoom.VIEW_TTL_S + 0.1)  # the shared view goes stale
+    storm = await asyncio.gather(*(connect(live, stream["id"]) for _ in range(60)))
+    assert len(reads) == 1, reads
+    assert all(hello["data"]["stream"]["pinned"] is None for _, hello in storm)
+    await live.call("POST", f"/api/streams/{stream['id']}/pin", host["token"], {"product_id": product["id"]})
+    late, after = await connect(live, stream["id"])
+    if after["data"]["stream"]["pinned"] is None:  # joined before the pin's event got here: it follows
+        pin = await late.next()
+        assert (pin["type"], pin["data"]["product"]["id"]) == ("pin", product["id"]), pin
+    else:
+        assert after["data"]["stream"]["pinned"]["id"] == product["id"]
+    await late.ws.close()
+    for sock, _ in storm:
+        await sock.ws.close()
