@@ -21,13 +21,14 @@ from chat.metrics import HubCollector
 from chat.roomstate import MemoryRoomState, RoomState
 from chat.roomstate_redis import RedisRoomState
 from chat.session import ChatLimits
-from chat.subjects import Subjects
+from chat.subjects import Checkout, Subjects
 from config.settings import Settings
 from core.http import METRICS
 
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
 SUBJECTS: web.AppKey[Subjects] = web.AppKey("room_subjects")
+CHECKOUT: web.AppKey[Checkout] = web.AppKey("room_checkout")
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import WSMsgType, web
 
-from chat.app import CHAT_LIMITS, HUB, SUBJECTS
+from chat.app import CHAT_LIMITS, CHECKOUT, HUB, SUBJECTS
 from chat.fanout import Connection
 from chat.session import Session
 from core import events
@@ -141,6 +141,7 @@ async def _serve(
             owner_id=owner,
             global_blocked=frozenset(w.casefold() for w in settings.blocked_words),
             limits=app[CHAT_LIMITS],
+            checkout=app.get(CHECKOUT),
         )
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):

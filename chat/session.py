@@ -20,8 +20,9 @@ import orjson
 
 from chat.fanout import Connection, LocalRoom
 from chat.hub import Hub
+from chat.subjects import Checkout
 from core import events
-from core.errors import Unavailable
+from core.errors import LivecartError, Unavailable
 from core.identity import Account, owns
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -66,6 +67,7 @@ class Session:
         owner_id: str,
         global_blocked: frozenset[str],
         limits: ChatLimits,
+        checkout: Checkout | None = None,
     ) -> None:
         self.hub = hub
         self.room = room
@@ -74,6 +76,7 @@ class Session:
         self.owner_id = owner_id  # who moderates the room: a stream's host
         self.global_blocked = global_blocked
         self.limits = limits
+        self.checkout = checkout
         self.should_close = False
         self._errors: list[float] = []
 
@@ -82,11 +85,23 @@ class Session:
         return self.user is not None and owns(self.user, self.owner_id)
 
     def error(
-        self, code: str, message: str, *, retry_after: float | None = None, until: float | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        until: float | None = None,
+        field: str | None = None,
+        key: str | None = None,
+        abuse: bool = True,
     ) -> None:
+        """Tell this socket alone; `abuse` counts it towards closing the socket (a buy refused
+        because the sale sold out is not the buyer's fault)."""
         now = time.time()
-        payload = events.ErrorData(code=code, message=message, retry_after=retry_after, until=until)
+        payload = events.ErrorData(code, message, retry_after=retry_after, until=until, field=field, key=key)
         self.conn.send(events.message(events.ERROR, payload, seq=self.room.last_seq))
+        if not abuse:
+            return
         self._errors = [t for t in self._errors if now - t < self.limits.abuse_window_s] + [now]
         if len(self._errors) >= self.limits.abuse_errors:
             self.should_close = True
@@ -115,7 +130,9 @@ class Session:
             self.error("malformed", 'expected an object with a "type"')
             return
         kind = message["type"]
-        handler = {"chat": self._chat, "like": self._like, "moderate": self._moderate}.get(kind)
+        handler = {"chat": self._chat, "like": self._like, "moderate": self._moderate, "buy": self._buy}.get(
+            kind
+        )
         if handler is None:
             self.error("unknown_type", f"unknown message type {kind[:40]!r}")
             return
@@ -184,6 +201,30 @@ class Session:
             self.error("rate_limited", "you are sending hearts too fast", retry_after=round(wait, 2))
             return
         self.hub.add_likes(self.room.name, count)
+
+    # -- buying ----------------------------------------------------------------------------------
+    async def _buy(self, message: dict[str, Any], user: Account) -> None:
+        """`{"type": "buy", "key", "product_id", "quantity"?, "sale_id"?}`: an order in this room's
+        stream, answered to this socket alone (`order`, or `error` with the buy's key)."""
+        key = message.get("key")
+        if not isinstance(key, str):
+            self.error("idempotency_key_required", 'a buy needs its "key" (as Idempotency-Key)')
+            return
+        if self.checkout is None:
+            self.error("unknown_type", "this room sells nothing", key=key)
+            return
+        fields = {k: v for k, v in message.items() if k not in ("type", "key")}
+        try:
+            order, created = await self.checkout.buy(user, self.room.name, key, fields)
+        except LivecartError as exc:
+            # bad input counts as abuse; a refusal of a good tap (sold out, over) does not
+            bad = exc.status in (400, 422)
+            field = exc.extra.get("field")
+            self.error(exc.code, exc.message, key=key, field=field, abuse=bad)
+            return
+        self.conn.send(
+            events.message(events.ORDER, events.OrderPlaced(key, created, order), seq=self.room.last_seq)
+        )
 
     # -- moderation ---------------------------------------------------------------------------------
     async def _moderate(self, message: dict[str, Any], user: Account) -> None:

@@ -55,11 +55,7 @@ def decode_json(body: bytes, shape: type[T]) -> T:
     try:
         decoded = msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field_match = _FIELD_AT.search(message) or _FIELD_NAMED.search(message)
-        field = field_match.group(1) if field_match and field_match.group(1) else "body"
-        text = _FIELD_AT.sub("", message)
-        raise Invalid(field, text, code="invalid_field") from None
+        raise _invalid(exc) from None
     except msgspec.DecodeError as exc:
         if _SURROGATE_ESCAPE.search(body):  # msgspec refuses a lone one, with an odd message
             raise Invalid("body", "text must not hold a lone UTF-16 surrogate", code="invalid_text") from None
@@ -69,3 +65,22 @@ def decode_json(body: bytes, shape: type[T]) -> T:
         if field is not None:
             raise Invalid(field or "body", "text must not hold a NUL character", code="invalid_text")
     return decoded
+
+
+def convert_fields(fields: dict[str, Any], shape: type[T]) -> T:
+    """Validate what was decoded already (a socket's frame) into `shape`, with the same errors."""
+    try:
+        converted = msgspec.convert(fields, shape)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from None
+    field = _text_with_nul(fields, "")
+    if field is not None:
+        raise Invalid(field or "body", "text must not hold a NUL character", code="invalid_text")
+    return converted
+
+
+def _invalid(exc: msgspec.ValidationError) -> Invalid:
+    message = str(exc)
+    field_match = _FIELD_AT.search(message) or _FIELD_NAMED.search(message)
+    field = field_match.group(1) if field_match and field_match.group(1) else "body"
+    return Invalid(field, _FIELD_AT.sub("", message), code="invalid_field")

@@ -115,6 +115,17 @@ class ErrorData(msgspec.Struct, omit_defaults=True):
     message: str
     retry_after: float | None = None  # rate_limited
     until: float | None = None  # muted
+    field: str | None = None  # a buy's field that is not valid
+    key: str | None = None  # the refused buy's idempotency key
+
+
+class OrderPlaced(msgspec.Struct):
+    """The answer to a `buy` frame, to its socket alone: the order as `POST /api/orders` answers
+    it, and whether this frame created it (False: a retry of the same key)."""
+
+    key: str
+    created: bool
+    order: dict[str, Any]
 
 
 # -- the catalogue -------------------------------------------------------------------------------
@@ -142,12 +153,13 @@ MODERATION = EventType("moderation", Moderation)
 STREAM = EventType("stream", StreamChanged, changes_view=True)
 RESYNC = EventType("resync", Resync)
 ERROR = EventType("error", ErrorData)
+ORDER = EventType("order", OrderPlaced)
 
 CATALOGUE: dict[str, EventType[Any]] = {
     kind.name: kind
     for kind in (
         HELLO, CHAT, LIKES, PIN, UNPIN, SALE, SALE_END, STOCK, PURCHASE, VIEWERS, MODERATION, STREAM,
-        RESYNC, ERROR,
+        RESYNC, ERROR, ORDER,
     )
 }  # fmt: skip
 VIEW_CHANGING = frozenset(name for name, kind in CATALOGUE.items() if kind.changes_view)

@@ -27,6 +27,7 @@ from chat import routes as chat_routes
 from chat.hub import HubSettings
 from chat.session import ChatLimits
 from checkout import routes as checkout_routes
+from checkout.routes.orders import RoomCheckout
 from config.settings import Settings
 from core import routes as account_routes
 from core.accounts import AccountStore, Authenticator
@@ -137,6 +138,7 @@ async def _running(
         show.streams.ended_listeners.append(shop.orders.forget_stream)
         show.streams.ended_listeners.append(shop.figures.freeze)
         app[chat.app.SUBJECTS] = show.views
+        app[chat.app.CHECKOUT] = RoomCheckout(shop)
         yield
 
 

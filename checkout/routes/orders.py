@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from checkout.app import SHOP
+from checkout.app import SHOP, Shop
 from checkout.orders import MAX_QUANTITY, Orders
 from checkout.payments import PaymentProvider
 from checkout.records import Order, OrderStatus
+from core.bodies import convert_fields
 from core.http import Route, json_response, principal, read_json
 from core.identity import Account, Role, require
 
@@ -87,6 +88,33 @@ async def place_order(request: web.Request) -> web.Response:
         sale_id=new.sale_id,
     )
     return json_response(order_view(order, shop.provider), 201 if created else 200)
+
+
+class RoomFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A room's `buy` frame: a new order without its stream (the room's) and key (the frame's)."""
+
+    product_id: str
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] = 1
+    sale_id: str | None = None
+
+
+class RoomCheckout:
+    """Buying from a stream's room socket (chat.subjects.Checkout): the same domain call, rules
+    and idempotency as `POST /api/orders`, the order in the same shape."""
+
+    def __init__(self, shop: Shop) -> None:
+        self._shop = shop
+
+    async def buy(
+        self, user: Account, room: str, key: str, fields: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        require(user, Role.VIEWER)
+        new = convert_fields(fields, RoomFields)
+        order, created = await self._shop.orders.place(
+            user, key, stream_id=room, product_id=new.product_id, quantity=new.quantity, sale_id=new.sale_id
+        )
+        body: dict[str, Any] = msgspec.to_builtins(order_view(order, self._shop.provider))
+        return body, created
 
 
 async def _order_answer(request: web.Request, act: Callable[[Orders], OrderAction]) -> web.Response:
