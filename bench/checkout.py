@@ -86,6 +86,62 @@ async def buy_raw(
     return await run_load(port, templates, concurrency=args.concurrency, duration=args.duration)
 
 
+async def buy_ws(
+    http: aiohttp.ClientSession,
+    base: str,
+    stream_id: str,
+    viewers: list[dict[str, Any]],
+    body_base: dict[str, Any],
+    args: argparse.Namespace,
+) -> LoadResult:
+    """The timed buy phase over the room socket: `concurrency` lanes, each with one `buy` frame
+    in flight, taking turns among its own sockets (one per viewer: the sale's per-viewer limit
+    holds per viewer). Every socket also gets the room's events (stock ticks), as a watching
+    buyer's does, and skips them."""
+    result = LoadResult()
+    frame = {k: v for k, v in body_base.items() if k != "stream_id"}
+    url = f"{base}/api/streams/{stream_id}/ws"
+    per_lane = max(1, min(10, len(viewers) // args.concurrency))
+    sockets = await asyncio.gather(
+        *(
+            http.ws_connect(url, params={"token": viewers[i]["token"]})
+            for i in range(args.concurrency * per_lane)
+        )
+    )
+    for ws in sockets:
+        await ws.receive(timeout=10)  # hello
+    stop_at = time.monotonic() + args.duration
+    codes = {"sold_out": 409, "sale_ended": 409, "limit_reached": 409}
+
+    async def lane(mine: list[aiohttp.ClientWebSocketResponse]) -> None:
+        n = 0
+        while time.monotonic() < stop_at:
+            n += 1
+            ws = mine[n % len(mine)]
+            key = f"ws-{id(ws)}-{n}"
+            started = time.perf_counter()
+            await ws.send_str(orjson.dumps({"type": "buy", "key": key, **frame}).decode())
+            while True:
+                message = await ws.receive(timeout=30)
+                if message.type is not aiohttp.WSMsgType.TEXT or key not in message.data:
+                    if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                        raise ConnectionError("the room closed a buyer's socket")
+                    continue  # a room event, not the answer
+                answer = orjson.loads(message.data)
+                if isinstance(answer, dict) and answer.get("data", {}).get("key") == key:
+                    break
+            result.latencies.append(time.perf_counter() - started)
+            status = 201 if answer["type"] == "order" else codes.get(answer["data"]["code"], 400)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+
+    lanes = [sockets[i :: args.concurrency] for i in range(args.concurrency)]
+    try:
+        await asyncio.gather(*(lane(mine) for mine in lanes))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return result
+
+
 async def buy_aiohttp(
     http: aiohttp.ClientSession,
     base: str,
@@ -188,7 +244,7 @@ async def pay_in_a_loop(
     return paid
 
 
-async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[str, Any]:
+async def run(workers: int, dashboards: int, client: str, args: argparse.Namespace) -> dict[str, Any]:
     schema = "bench_" + secrets.token_hex(4)
     conn = await asyncpg.connect(PG)
     await conn.execute(f"CREATE SCHEMA {schema}")
@@ -240,7 +296,7 @@ async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[s
                 units=args.units,
                 buyers=args.buyers,
                 duration_s=3600,
-                per_viewer_limit=99,
+                per_viewer_limit=args.per_viewer_limit,
             )
             stream, product, sale, viewers = show.stream, show.product, show.sale, show.viewers
             # The buy button on a sale card names the sale, as the watch page does.
@@ -266,8 +322,10 @@ async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[s
                 )
                 for _, viewer in payers
             ]
-            if args.client == "raw":
+            if client == "raw":
                 load = await buy_raw(port, viewers, body_base, args)
+            elif client == "ws":
+                load = await buy_ws(http, base, stream["id"], viewers, body_base, args)
             else:
                 load = await buy_aiohttp(http, base, viewers, body_base, args)
             paid = sum(await asyncio.gather(*paying))
@@ -282,7 +340,7 @@ async def run(workers: int, dashboards: int, args: argparse.Namespace) -> dict[s
         latencies = sorted(load.latencies)
         pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
         return {
-            "client": args.client,
+            "client": client,
             "workers": workers,
             "concurrency": args.concurrency,
             "seconds": round(elapsed, 1),
@@ -332,10 +390,11 @@ async def main() -> None:
     parser.add_argument("--units", type=int, default=1_000_000)
     parser.add_argument(
         "--client",
-        choices=["raw", "aiohttp"],
         default="raw",
-        help="load generator of the timed buy phase: bench/http_load.py (lean) or aiohttp's client",
+        help="comma list, run side by side: raw (bench/http_load.py, lean), aiohttp (its client), "
+        "ws (buy frames over the room socket, one socket per lane)",
     )
+    parser.add_argument("--per-viewer-limit", type=int, default=99)
     parser.add_argument("--dashboards", default="0", help="comma list of feeds open, run side by side")
     parser.add_argument("--payers", type=int, default=0, help="viewers buying and paying in a loop")
     parser.add_argument("--rounds", type=int, default=1, help="times each --dashboards arm runs, alternating")
@@ -343,7 +402,8 @@ async def main() -> None:
     for workers in (int(w) for w in args.workers.split(",")):
         for _ in range(args.rounds):
             for dashboards in (int(d) for d in args.dashboards.split(",")):
-                print(json.dumps(await run(workers, dashboards, args)), flush=True)
+                for client in args.client.split(","):
+                    print(json.dumps(await run(workers, dashboards, client, args)), flush=True)
 
 
 if __name__ == "__main__":
