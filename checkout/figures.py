@@ -38,6 +38,8 @@ def sales_key(stream_id: str) -> str:
 class Audience(Protocol):
     """What the room knows of the people watching (chat's room state fits it)."""
 
+    async def viewers(self, room: str) -> int: ...
+
     async def viewers_peak(self, room: str) -> int: ...
 
     async def unique_viewers(self, room: str) -> int: ...
@@ -65,6 +67,7 @@ class SalesFigures(msgspec.Struct):
     orders: int
     units: int
     buyers: int
+    viewers_now: int  # watching at this moment (0 once the show is over)
     viewers_peak: int
     viewers_unique: int
     conversion: float  # buyers / unique viewers (0 with no viewers yet)
@@ -142,10 +145,13 @@ class Figures:
         currency = lineup[0].currency if lineup else "USD"
         sold = {p.product_id: p for p in kept.products if p.currency == currency}
         report = await self._reports.get(stream.id) if stream.ended else None
+        now = 0
         if report is not None:
             peak, unique, remaining = report.viewers_peak, report.viewers_unique, dict(report.remaining)
         else:
             peak, unique, remaining = await self._live(stream.id, lineup)
+            if not stream.ended:
+                now = await self._audience.viewers(stream.id)
         # a buyer watched, even one who bought through an app's own client and never joined the room
         unique = max(unique, kept.buyers)
         products = []
@@ -168,6 +174,7 @@ class Figures:
             orders=kept.orders,
             units=kept.units,
             buyers=kept.buyers,
+            viewers_now=now,
             viewers_peak=peak,
             viewers_unique=unique,
             conversion=round(kept.buyers / unique, 4) if unique else 0.0,

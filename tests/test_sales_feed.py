@@ -169,12 +169,15 @@ async def test_the_shows_end_freezes_its_report_and_reaches_the_dashboard(shop: 
     ann = await shop.account("viewers", "Ann")
     room = await shop.client.ws_connect(f"/api/streams/{stream['id']}/ws?token={ann['token']}")
     board = await dashboard(shop, stream, brand["token"])
-    await board.until(lambda f: f["viewers_unique"] == 1 and f["viewers_peak"] == 1, timeout=8)
+    await board.until(
+        lambda f: (f["viewers_now"], f["viewers_peak"], f["viewers_unique"]) == (1, 1, 1), timeout=8
+    )
     await paid(shop, ann, stream, scarf, 2)
     await shop.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
     ended = await board.until(lambda f: f["ended_at"] is not None)
     await room.close()
     assert (ended["orders"], ended["conversion"], ended["products"][0]["remaining"]) == (1, 1.0, 3)
+    assert ended["viewers_now"] == 0  # nobody watches a show that is over
 
     path = f"/api/streams/{stream['id']}/sales"
     _, report = await shop.call("GET", path, brand["token"], expect=200)
