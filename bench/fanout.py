@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/fanout.py --server both --viewers 1000 --rate 50 --duration 20
 
-For each server (livecart, and the python-socketio peer), in the same invocation and
+For each server (livecart, the python-socketio peer, and bench/peer_raw.py: bare aiohttp,
+one Redis subscription, one frame per message written to every socket), in the same invocation and
 with the same load generator, it prints one line: deliveries/s achieved vs N x R,
 end-to-end latency p50/p99/max (publish time.time() -> receive time.time(), one
 machine clock), the server's CPU (utime+stime deltas from /proc/<pid>/stat, the whole
@@ -334,6 +335,24 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(1.0)
             room = await livecart_setup(f"http://127.0.0.1:{port}", admin)
             path = f"/api/streams/{room}/ws"
+        elif kind == "raw":
+            server = await procs.spawn(
+                PY,
+                str(BENCH / "peer_raw.py"),
+                "--port",
+                str(port),
+                "--redis",
+                redis_url,
+                "--room",
+                "bench",
+                cpus=server_cpus,
+                cwd=str(tmp),
+                env=dict(os.environ),
+                stdout=slog,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            await wait_http(f"http://127.0.0.1:{port}/healthz", 60, server)
+            room, path = "bench", "/api/streams/bench/ws"
         else:
             env = dict(os.environ)
             if a.gc_probe:
@@ -372,7 +391,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
                 PY,
                 str(BENCH / "fanout_gen.py"),
                 "--mode",
-                kind,
+                "socketio" if kind == "socketio" else "livecart",  # the raw peer speaks livecart's
                 "--port",
                 str(port),
                 "--path",
@@ -428,7 +447,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             PY,
             str(BENCH / "fanout_pub.py"),
             "--mode",
-            kind,
+            "socketio" if kind == "socketio" else "livecart",
             "--redis",
             redis_url,
             "--room",
@@ -631,7 +650,9 @@ def line_for(r: dict[str, Any]) -> str:
 
 
 async def main_async(a: argparse.Namespace) -> int:
-    kinds = ["livecart", "socketio"] if a.server == "both" else [a.server]
+    kinds = {"both": ["livecart", "socketio"], "all": ["livecart", "raw", "socketio"]}.get(
+        a.server, [a.server]
+    )
     out = []
     for kind in kinds:
         budget = a.connect_phase + a.duration + a.drain + 120
@@ -684,7 +705,12 @@ def machine() -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--server", choices=["livecart", "socketio", "both"], default="both")
+    p.add_argument(
+        "--server",
+        choices=["livecart", "socketio", "raw", "both", "all"],
+        default="both",
+        help="raw: bench/peer_raw.py, the simplest serialize-once fan-out; all: livecart, raw, socketio",
+    )
     p.add_argument("--viewers", type=int, default=1000)
     p.add_argument("--rate", type=float, default=10, help="events per second")
     p.add_argument("--duration", type=float, default=20, help="seconds of publishing")

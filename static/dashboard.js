@@ -2,11 +2,10 @@
 // of it): tiles, a per-minute chart, the product table and the CSV, kept current by the sales feed.
 import { $, api, clock, el, errorOf, money, pathId, report, saved, thumb } from "/static/lib/api.js";
 import { minuteChart, minuteSlots } from "/static/lib/chart.js";
+import { ReconnectingSocket } from "/static/lib/socket.js";
 
 const TOKEN_KEY = "livecart.dashboard";
 const STREAM_REFRESH_MS = 10000; // the show's state (going live is not in the feed)
-const FIRST_WAIT_MS = 500;
-const LONGEST_WAIT_MS = 8000;
 const LOW_STOCK = 5;
 
 const id = pathId();
@@ -37,21 +36,17 @@ function moneyShort(amount, currency) {
   return format.format(amount / 10 ** digits);
 }
 
-// -- the sales feed: a WebSocket that comes back by itself ---------------------------------------
+// -- the sales feed: static/lib/socket.js's WebSocket that comes back by itself ----------------
 //
-// The server sends a snapshot first (again after every reconnect), then deltas. Waits between
-// tries grow from 0.5 s to 8 s with jitter. A refusal before the upgrade reaches a browser only
-// as a failed socket, so a socket that closed before its snapshot is followed by one plain
-// request that says why (and whose figures keep the page current meanwhile).
-class SalesFeed {
+// The server sends a snapshot first (again after every reconnect), then deltas. A refusal
+// before the upgrade reaches a browser only as a failed socket, so a socket that closed before
+// its snapshot is followed by one plain request that says why (and whose figures keep the page
+// current meanwhile).
+class SalesFeed extends ReconnectingSocket {
   constructor(token, { onData, onState, onRefused }) {
-    Object.assign(this, { token, onData, onState, onRefused });
-    this.ws = null;
-    this.state = "idle";
-    this.stopped = false;
-    this.wait = FIRST_WAIT_MS;
-    this.timer = null;
-    this.reconnects = 0;
+    super(onState);
+    Object.assign(this, { token, onData, onRefused });
+    this.heard = false;
   }
 
   url() {
@@ -59,50 +54,32 @@ class SalesFeed {
     return `${scheme}//${location.host}${salesPath}/ws?${new URLSearchParams({ token: this.token })}`;
   }
 
-  setState(state) {
-    this.state = state;
-    this.onState(state);
+  connect() {
+    this.heard = false;
+    super.connect();
   }
 
-  connect() {
-    clearTimeout(this.timer);
-    const ws = new WebSocket(this.url());
-    this.ws = ws;
-    let heard = false;
-    this.setState(this.reconnects ? "reconnecting" : "connecting");
-    ws.onmessage = (message) => {
-      if (ws !== this.ws) return;
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      if (!event || !event.data || (event.type !== "snapshot" && event.type !== "delta")) return;
-      if (event.type === "snapshot") {
-        heard = true;
-        this.wait = FIRST_WAIT_MS;
-        this.setState("open");
-      }
-      try {
-        this.onData(event.type, event.data);
-      } catch (error) {
-        report(`sales ${event.type}`, error);
-      }
-    };
-    ws.onclose = (closed) => {
-      if (ws !== this.ws) return;
-      this.ws = null;
-      if (this.stopped) return;
-      if (closed.code === 1008) {
-        this.stop();
-        this.onRefused({ status: 401, message: closed.reason });
-        return;
-      }
-      this.setState("reconnecting");
-      if (heard) this.retry();
-      else this.probe();
-    };
+  received(event) {
+    if (!event || !event.data || (event.type !== "snapshot" && event.type !== "delta")) return;
+    if (event.type === "snapshot") {
+      this.heard = true;
+      this.greeted();
+    }
+    try {
+      this.onData(event.type, event.data);
+    } catch (error) {
+      report(`sales ${event.type}`, error);
+    }
+  }
+
+  refused(reason) {
+    this.stop();
+    this.onRefused({ status: 401, message: reason });
+  }
+
+  lost() {
+    if (this.heard) this.retry();
+    else this.probe();
   }
 
   async probe() {
@@ -120,20 +97,9 @@ class SalesFeed {
     if (!this.stopped) this.retry();
   }
 
-  retry() {
-    const jittered = this.wait * (0.5 + Math.random() * 0.5);
-    this.wait = Math.min(this.wait * 2, LONGEST_WAIT_MS);
-    this.reconnects += 1;
-    this.timer = setTimeout(() => this.connect(), jittered);
-  }
-
   stop() {
-    this.stopped = true;
+    super.stop();
     this.state = "stopped";
-    clearTimeout(this.timer);
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) ws.close(1000);
   }
 }
 

@@ -36,3 +36,13 @@ async def start_sale(
     body = {"product_id": product["id"], "price": 990, "quantity": 3, "duration_s": 180, **fields}
     _, sale = await api.call("POST", f"/api/streams/{stream['id']}/sales", host["token"], body, expect=201)
     return dict(sale)
+
+
+async def paid(
+    api: Api, viewer: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], quantity: int = 1
+) -> str:
+    """An order bought and paid (demo provider): its id."""
+    status, order = await buy(api, viewer, stream, product, quantity)
+    assert status == 201, order
+    await api.call("POST", f"/api/orders/{order['id']}/demo-pay", viewer["token"], expect=200)
+    return str(order["id"])

@@ -223,8 +223,9 @@ async def test_postgres_tables_live_in_the_search_path_schema() -> None:
         tables = await backend.scalar(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
         )
-        # schema_migrations, accounts, meta, products, streams, links, sales, orders, webhook events
-        assert tables == 13
+        # schema_migrations, accounts, meta, products, streams, links, sales, orders, webhook events,
+        # brand_hosts, sales_figures, sales_buyers, sales_buyer_counts, sales_reports, sales_report_stock
+        assert tables == 15
 
 
 async def test_unreachable_postgres_is_a_store_error() -> None:

@@ -4,7 +4,6 @@ brand, nothing for anyone else — on SQLite with in-process stock and on Postgr
 from __future__ import annotations
 
 import math
-import secrets
 from typing import Any
 
 from checkout.app import SHOP
@@ -12,18 +11,9 @@ from checkout.records import OrderStatus
 from config.settings import Settings
 from server.app import DATABASE
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
-from tests.shopping import buy, start_sale
+from tests.shopping import buy, paid, start_sale
 from tests.test_sales_feed import second_node
 from tests.test_sales_figures import _scenarios
-
-
-async def _paid(
-    api: Api, viewer: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], qty: int
-) -> str:
-    status, order = await buy(api, viewer, stream, product, qty, key=secrets.token_hex(8))
-    assert status == 201, order
-    await api.call("POST", f"/api/orders/{order['id']}/demo-pay", viewer["token"], expect=200)
-    return str(order["id"])
 
 
 async def test_the_host_sees_the_show_and_each_brand_its_own_share(shop: Api) -> None:
@@ -33,10 +23,10 @@ async def test_the_host_sees_the_show_and_each_brand_its_own_share(shop: Api) ->
     tote = await shop.product(canvas, title="Canvas tote", price=3900, stock=8)
     stream = await shop.stream(host, [scarf["id"], tote["id"]])
     ann, bo = await shop.account("viewers", "Ann"), await shop.account("viewers", "Bo")
-    await _paid(shop, ann, stream, scarf, 2)
-    await _paid(shop, bo, stream, scarf, 1)
-    refunded = await _paid(shop, bo, stream, tote, 1)
-    await _paid(shop, ann, stream, tote, 1)
+    await paid(shop, ann, stream, scarf, 2)
+    await paid(shop, bo, stream, scarf, 1)
+    refunded = await paid(shop, bo, stream, tote, 1)
+    await paid(shop, ann, stream, tote, 1)
     await shop.call("POST", f"/api/orders/{refunded}/refund", ADMIN_TOKEN, expect=200)
     await start_sale(shop, host, stream, tote, quantity=3)
     path = f"/api/streams/{stream['id']}/sales"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import secrets
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ from checkout.feed import delta
 from config.settings import Settings
 from server.app import create_app
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
-from tests.shopping import buy
+from tests.shopping import buy, paid
 
 
 class Dashboard:
@@ -73,15 +72,6 @@ async def dashboard(api: Api, stream: dict[str, Any], token: str) -> Dashboard:
     board.apply(await ws.receive_json(timeout=5))
     assert board.frames[0]["type"] == "snapshot"
     return board
-
-
-async def paid(
-    api: Api, viewer: dict[str, Any], stream: dict[str, Any], product: dict[str, Any], qty: int
-) -> str:
-    status, order = await buy(api, viewer, stream, product, qty, key=secrets.token_hex(8))
-    assert status == 201, order
-    await api.call("POST", f"/api/orders/{order['id']}/demo-pay", viewer["token"], expect=200)
-    return str(order["id"])
 
 
 async def second_node(aiohttp_client: MakeClient, shop_settings: Settings, shop: Api) -> Api:

@@ -11,7 +11,7 @@ from typing import Any
 
 from checkout import reports
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.test_sales_feed import paid
+from tests.shopping import paid
 
 
 async def _csv(

@@ -2,26 +2,19 @@
 //
 // Every event with a seq moves `seq` on; after a drop the socket reconnects with `since=seq`,
 // so the server sends the missed events after its `hello` (or `resync` when its history no
-// longer reaches that far, and the page reloads the stream over HTTP). Waits between tries
-// grow from 0.5 s to 8 s, with jitter, so a server restart is not met by every viewer at once.
+// longer reaches that far, and the page reloads the stream over HTTP). Coming back is
+// static/lib/socket.js's (growing waits with jitter; a 1008 close is a refusal).
 
-const FIRST_WAIT_MS = 500;
-const LONGEST_WAIT_MS = 8000;
+import { ReconnectingSocket } from "/static/lib/socket.js";
 
-export class Room {
+export class Room extends ReconnectingSocket {
   constructor(streamId, { token = null, anon = null, onEvent, onState }) {
+    super(onState);
     this.streamId = streamId;
     this.token = token;
     this.anon = anon;
     this.onEvent = onEvent;
-    this.onState = onState || (() => {});
     this.seq = null;
-    this.ws = null;
-    this.state = "idle";
-    this.stopped = false;
-    this.wait = FIRST_WAIT_MS;
-    this.timer = null;
-    this.reconnects = 0;
   }
 
   url() {
@@ -34,48 +27,18 @@ export class Room {
     return `${scheme}//${location.host}${path}?${query}`;
   }
 
-  setState(state, detail = null) {
-    this.state = state;
-    this.onState(state, detail);
+  connectingState() {
+    return this.seq === null ? "connecting" : "reconnecting";
   }
 
-  connect() {
-    this.stopped = false;
-    clearTimeout(this.timer);
-    const ws = new WebSocket(this.url());
-    this.ws = ws;
-    this.setState(this.seq === null ? "connecting" : "reconnecting");
-    ws.onmessage = (message) => {
-      if (ws !== this.ws) return;
-      let parsed;
-      try {
-        parsed = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      for (const event of Array.isArray(parsed) ? parsed : [parsed]) this.take(event);
-    };
-    ws.onclose = (closed) => {
-      if (ws !== this.ws) return;
-      this.ws = null;
-      if (this.stopped) return;
-      if (closed.code === 1008) {
-        this.setState("refused", closed.reason);  // banned, or closed for abuse: do not hammer
-        return;
-      }
-      this.setState("reconnecting");
-      const jittered = this.wait * (0.5 + Math.random() * 0.5);
-      this.wait = Math.min(this.wait * 2, LONGEST_WAIT_MS);
-      this.reconnects += 1;
-      this.timer = setTimeout(() => this.connect(), jittered);
-    };
+  received(parsed) {
+    for (const event of Array.isArray(parsed) ? parsed : [parsed]) this.take(event);
   }
 
   take(event) {
     if (event.type === "hello") {
-      this.wait = FIRST_WAIT_MS;
       if (this.seq === null || event.data.seq < this.seq) this.seq = event.data.seq;
-      this.setState("open");
+      this.greeted();
     } else if (typeof event.seq === "number" && event.seq > (this.seq ?? -1)) {
       this.seq = event.seq;
     }
@@ -102,12 +65,5 @@ export class Room {
       old.close(1000);
     }
     this.connect();
-  }
-
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    if (this.ws) this.ws.close(1000);
-    this.ws = null;
   }
 }
