@@ -7,12 +7,12 @@ there is no task, timer, queue object or re-encode: only a check of the
 transport's write buffer, which *is* the bounded send queue — a socket whose
 buffer is over the cap is a consumer that cannot keep up, and it is dropped.
 
-Busy rooms batch: after a flush *ends*, events that arrive within `batch_window_s` are
-held and sent together as one frame (a JSON array), so a socket gets at most
-1 / batch_window_s frames per second however fast the room goes. The window runs from
-the end of the last flush, not its start: a flush to 10,000 sockets takes longer than the
-window, and timed from its start every event would go out alone (events from Redis come
-one per loop turn), each paying the whole per-socket cost.
+Busy rooms batch: events that arrive within `batch_window_s` of a flush's start are held
+and sent together as one frame (a JSON array), so a socket gets at most 1 / batch_window_s
+frames per second however fast the room goes. A room that has fallen behind (its event
+waited a whole window already) counts the window from the last flush's *end* instead: a
+flush to 10,000 sockets can outlast the window, and timed from its start, events from
+Redis (one per loop turn) would each go out alone and pay the whole per-socket cost again.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class LocalRoom:
         self.buckets: dict[str, tuple[float, float]] = {}  # user id → rate-limit bucket
         self._pending: list[Event] = []
         self._scheduled = False
-        self._last_flush = 0.0
+        self._flush_started = 0.0
+        self._flush_ended = 0.0
         self._limit = send_buffer_limit
         self._window = batch_window_s
         self._counters = counters
@@ -167,7 +168,11 @@ class LocalRoom:
         if self._scheduled:
             return
         self._scheduled = True
-        wait = self._last_flush + self._window - time.monotonic()
+        now = time.monotonic()
+        if time.time() - event.ts < self._window:  # keeping up: a window from the last flush's start
+            wait = self._flush_started + self._window - now
+        else:  # behind (the event waited a window already): the room's events go out together
+            wait = self._flush_ended + self._window - now
         if wait > 0:
             self._loop.call_later(wait, self.flush)
         else:
@@ -179,6 +184,7 @@ class LocalRoom:
         events, self._pending = self._pending, []
         if not events:
             return
+        self._flush_started = time.monotonic()
         counters = self._counters
         counters.events += len(events)
         text_frame: bytes | None = None
@@ -206,7 +212,7 @@ class LocalRoom:
             sent += 1
         counters.frames += sent
         counters.deliveries += sent * len(events)
-        self._last_flush = time.monotonic()
+        self._flush_ended = time.monotonic()
 
     def drop(self, conn: Connection) -> None:
         """A consumer that cannot keep up: cut it off now; its buffered bytes are freed."""
