@@ -13,6 +13,7 @@ frames per second however fast the room goes. A room that has fallen behind (its
 waited a whole window already) counts the window from the last flush's *end* instead: a
 flush to 10,000 sockets can outlast the window, and timed from its start, events from
 Redis (one per loop turn) would each go out alone and pay the whole per-socket cost again.
+(Nodes whose clocks disagree by more than a window only batch more, or less, than they need.)
 """
 
 from __future__ import annotations
