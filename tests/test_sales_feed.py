@@ -18,7 +18,7 @@ import pytest
 from hypothesis import strategies as st
 
 from checkout.app import SHOP
-from checkout.feed import delta
+from checkout.feed import FEED_TICK_S, delta
 from config.settings import Settings
 from server.app import create_app
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
@@ -206,18 +206,20 @@ async def test_refusals_come_before_the_upgrade(shop: Api) -> None:
 
 async def test_many_dashboards_cost_one_read_per_change(shop: Api) -> None:
     """Sockets that see the same thing share their reads: 30 dashboards of one brand, a burst of
-    payments, and the node reads the figures a handful of times, not once per socket or order."""
+    payments, and the node reads the figures at most once per feed tick (one group), not once per
+    socket or per order, however long the burst takes on a busy machine."""
     brand, host = await shop.account("brands", "Silk & Co"), await shop.account("hosts", "Lin")
     scarf = await shop.product(brand, price=2900, stock=100)
     stream = await shop.stream(host, [scarf["id"]])
     boards = [await dashboard(shop, stream, brand["token"]) for _ in range(30)]
     feed = shop.client.app[SHOP].feed
-    reads = feed.reads
     viewers = [await shop.account("viewers", f"V{i}") for i in range(10)]
+    reads, started = feed.reads, time.monotonic()
     await asyncio.gather(*(paid(shop, v, stream, scarf, 1) for v in viewers))
     for board in boards:
         await board.until(lambda f: f["orders"] == 10)
-    assert feed.reads - reads <= 15, feed.reads - reads
+    ticks = (time.monotonic() - started) / FEED_TICK_S
+    assert 1 <= feed.reads - reads <= ticks + 2, (feed.reads - reads, ticks)
     for board in boards:
         await board.ws.close()
 
