@@ -507,8 +507,10 @@ async def test_a_join_storm_reads_the_stream_once(live: Api, monkeypatch: pytest
 
     monkeypatch.setattr(store, "get_stream", counted)
     await asyncio.sleep(LocalRoom.VIEW_TTL_S + 0.1)  # the shared view goes stale
+    started = time.monotonic()
     storm = await asyncio.gather(*(connect(live, stream["id"]) for _ in range(60)))
-    assert len(reads) == 1, reads
+    # one load for all of them (one more per VIEW_TTL_S should the storm last longer on a slow machine)
+    assert 1 <= len(reads) <= 1 + (time.monotonic() - started) / LocalRoom.VIEW_TTL_S, reads
     assert all(hello["data"]["stream"]["pinned"] is None for _, hello in storm)
     await live.call("POST", f"/api/streams/{stream['id']}/pin", host["token"], {"product_id": product["id"]})
     late, after = await connect(live, stream["id"])
