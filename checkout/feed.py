@@ -61,7 +61,8 @@ class Subscriber:
     """One socket's place in its group: the frames waiting to be written, and whether it fell
     too far behind to go on."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key  # its group's
         self.frames: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
         self.overrun = False
 
@@ -115,16 +116,18 @@ class SalesFeed:
             await group.ready.wait()
             if group.last is None:  # its first reader failed: so does this one
                 raise Unavailable("the sales figures could not be read", code="unavailable")
-        subscriber = Subscriber()
+        subscriber = Subscriber(scope.key)
         group.subscribers.add(subscriber)
         return subscriber, _frame("snapshot", group.last)
 
     async def close(self, subscriber: Subscriber) -> None:
-        for key, group in list(self._groups.items()):
-            group.subscribers.discard(subscriber)
-            if not group.subscribers and group.last is not None:
-                del self._groups[key]
-                await self._unwatch_if_unused(key[0])
+        group = self._groups.get(subscriber.key)
+        if group is None:
+            return
+        group.subscribers.discard(subscriber)
+        if not group.subscribers and group.last is not None:
+            del self._groups[subscriber.key]
+            await self._unwatch_if_unused(subscriber.key[0])
 
     async def tick(self) -> None:
         """Read each group that changed (or went unread for REFRESH_S) and send its delta."""
