@@ -1,12 +1,17 @@
 """Relay cost per viewer: livecart's encoded passthrough against aiortc's MediaRelay.
 
     .venv/bin/python bench/relay.py [--viewers 1,10,50,100] [--baseline-viewers 1,10]
-                                    [--size 640x480] [--window 10]
+                                    [--source camera|bars] [--size 640x480] [--window 10]
+                                    [--compare OTHER_CHECKOUT ...]
 
-For each relay (a livecart server process, and bench/relay_baseline.py) one publisher sends
-VP8 + Opus; for each N, N lean viewers (bench/relay_peers.py, separate processes, 25 per
-process) watch; the relay process's CPU (utime+stime from /proc/<pid>/stat) is read over
-`window` seconds. Then a decoding viewer joins late and reports its time to first picture.
+For each relay (a livecart server process, any `--compare` checkouts' servers, then
+bench/relay_baseline.py) one publisher sends VP8 + Opus: by default the camera-like clip of
+bench/camera.py (~2 Mbit/s, several packets per frame, encoded once before the run), or
+`--source bars`, a bar pattern the publisher encodes itself (one small packet per frame: it
+flatters a relay whose cost is per packet). For each N, N lean viewers (bench/relay_peers.py,
+separate processes, 25 per process) watch; the relay process's CPU (utime+stime from
+/proc/<pid>/stat) is read over `window` seconds, and per packet sent = per viewer / packets/s.
+Then a decoding viewer joins late and reports its time to first picture.
 Every peer is on 127.0.0.1 only.
 """
 
@@ -24,7 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procs import free_port  # bench/, this script's directory
+import camera  # bench/, this script's directory
+from procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -61,7 +67,8 @@ def wait_http(url: str, timeout: float = 20) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def start_livecart(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str, str]:
+def start_livecart(workdir: Path, root: Path) -> tuple[subprocess.Popen[bytes], str, str, str]:
+    """A livecart server from the checkout at `root` (its own .venv when it has one)."""
     port = free_port()
     admin = "bench-admin-" + secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
@@ -71,8 +78,12 @@ def start_livecart(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str, st
         LIVECART_ICE_ADDRESSES="127.0.0.1",
         LIVECART_LOG_LEVEL="warning",
     )
+    python = root / ".venv" / "bin" / "python"
     proc = subprocess.Popen(
-        [PY, "-m", "server", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        [str(python) if python.exists() else PY, "-m", "server", "serve", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz")
@@ -101,10 +112,10 @@ def measure(
     whep: str,
     token: str,
     counts: list[int],
-    size: str,
+    source: list[str],
     window: float,
 ) -> list[dict[str, Any]]:
-    publisher = subprocess.Popen([PY, PEERS, "publish", whip, token, "--size", size], stdout=subprocess.PIPE)
+    publisher = subprocess.Popen([PY, PEERS, "publish", whip, token, *source], stdout=subprocess.PIPE)
     assert publisher.stdout is not None
     assert publisher.stdout.readline().strip() == b"PUBLISHING"
     time.sleep(3)
@@ -143,11 +154,13 @@ def measure(
                 p.wait(60)
             fps = [f for r in results for f in r["fps"]]
             pps = [f for r in results for f in r["pps"]]
+            per_viewer = (cpu - idle) / n
             row = {
                 "relay": kind,
                 "viewers": n,
                 "cpu_s_per_s": round(cpu, 4),
-                "per_viewer": round((cpu - idle) / n, 5),
+                "per_viewer": round(per_viewer, 5),
+                "us_per_packet": round(per_viewer / (sum(pps) / len(pps)) * 1e6, 1),
                 "viewer_fps_min": round(min(fps), 1),
                 "viewer_fps_mean": round(sum(fps) / len(fps), 1),
                 "viewer_pps_mean": round(sum(pps) / len(pps), 1),
@@ -167,42 +180,46 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", default="1,10,50,100")
     parser.add_argument("--baseline-viewers", default="1,10")
+    parser.add_argument("--source", choices=["camera", "bars"], default="camera")
     parser.add_argument("--size", default="640x480")
+    parser.add_argument("--bitrate", type=int, default=camera.BITRATE)
     parser.add_argument("--window", type=float, default=10)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="another livecart checkout, measured in the same run",
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        relay, whip, whep, token = start_livecart(Path(tmp))
-        try:
-            rows += measure(
-                "passthrough",
-                relay,
-                whip,
-                whep,
-                token,
-                [int(v) for v in args.viewers.split(",")],
-                args.size,
-                args.window,
+        source = ["--size", args.size]
+        if args.source == "camera":
+            clip = Path(tmp) / "camera.ivf"
+            width, height = (int(v) for v in args.size.split("x"))
+            print(json.dumps({"source": "camera", **camera.encode(clip, width, height, args.bitrate, 10)}))
+            source = ["--clip", str(clip)]
+        viewers = [int(v) for v in args.viewers.split(",")]
+        runs = [("passthrough", lambda: start_livecart(Path(tmp) / "data", ROOT), viewers)]
+        runs += [
+            (
+                f"passthrough@{root.name}",
+                lambda root=root: start_livecart(Path(tmp) / root.name, root),
+                viewers,
             )
-        finally:
-            relay.terminate()
-            relay.wait(20)
-    if args.baseline_viewers:
-        relay, whip, whep, token = start_baseline()
-        try:
-            rows += measure(
-                "mediarelay",
-                relay,
-                whip,
-                whep,
-                token,
-                [int(v) for v in args.baseline_viewers.split(",")],
-                args.size,
-                args.window,
-            )
-        finally:
-            relay.terminate()
-            relay.wait(20)
+            for root in args.compare
+        ]
+        if args.baseline_viewers:
+            baseline = [int(v) for v in args.baseline_viewers.split(",")]
+            runs.append(("mediarelay", start_baseline, baseline))
+        for kind, start, counts in runs:
+            relay, whip, whep, token = start()
+            try:
+                rows += measure(kind, relay, whip, whep, token, counts, source, args.window)
+            finally:
+                relay.terminate()
+                relay.wait(20)
     print(json.dumps(rows, indent=1))
 
 

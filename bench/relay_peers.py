@@ -1,6 +1,6 @@
 """Peers for bench/relay.py, each run as its own process so the relay's CPU is measured alone.
 
-    relay_peers.py publish URL TOKEN [--size 640x480] [--seconds S]
+    relay_peers.py publish URL TOKEN [--clip CAMERA.ivf | --size 640x480] [--seconds S]
     relay_peers.py watch URL --count N --window S     # lean: counts RTP, decodes nothing
     relay_peers.py probe URL                          # decodes; prints time to first picture
 
@@ -27,6 +27,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from camera import CameraTrack  # bench/, this script's directory
+
 from streaming import hooks
 
 FPS = 30
@@ -115,10 +117,12 @@ async def negotiate(
     await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
 
 
-async def publish(url: str, token: str, size: str, seconds: float) -> None:
+async def publish(url: str, token: str, size: str, seconds: float, clip: Path | None) -> None:
+    """VP8 + Opus: the camera-like clip's encoded frames (bench/camera.py), or bars encoded here."""
     width, height = (int(v) for v in size.split("x"))
     pc = connection()
-    pc.addTransceiver(Bars(width, height), direction="sendonly")
+    video: MediaStreamTrack = CameraTrack(clip) if clip is not None else Bars(width, height)
+    pc.addTransceiver(video, direction="sendonly")
     pc.addTransceiver(Tone(), direction="sendonly")
     async with aiohttp.ClientSession() as http:
         await negotiate(http, pc, url, token)
@@ -215,13 +219,14 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("token", nargs="?")
     parser.add_argument("--size", default="640x480")
+    parser.add_argument("--clip", type=Path, help="an encoded VP8 clip (bench/camera.py) instead of bars")
     parser.add_argument("--seconds", type=float, default=3600)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--window", type=float, default=10)
     args = parser.parse_args()
     hooks.install(("127.0.0.1",))
     if args.mode == "publish":
-        asyncio.run(publish(args.url, args.token, args.size, args.seconds))
+        asyncio.run(publish(args.url, args.token, args.size, args.seconds, args.clip))
     elif args.mode == "watch":
         asyncio.run(watch(args.url, args.count, args.window))
     else:

@@ -3,8 +3,9 @@
 One `Feed` per kind (audio, video) of a stream. Its pump reads the publisher's received
 track (encoded `av.Packet`s, see streaming/hooks.py), turns each frame into RTP payloads
 once, and hands the same `RelayFrame` to every viewer's `ViewerTrack`. A viewer connected
-through WHEP has a `hooks.DirectSender`: the pump sends it the frame's packets right away
-(per packet one header `struct.pack`, SRTP, one datagram; no task wake-up per viewer). A
+through WHEP has a `hooks_send.DirectSender`: the pump sends it the frame's packets right away
+(per packet one header `struct.pack` and SRTP; a frame's datagrams in one system call where
+the kernel can; no task wake-up per viewer). A
 track without one (none in the server today) queues frames for its RTCRtpSender to read.
 
 A viewer's queue is bounded: a video viewer that falls behind loses its backlog and waits
@@ -29,7 +30,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from core.logs import log
-from streaming import hooks
+from streaming import hooks_send
 
 logger = logging.getLogger("livecart.relay")
 
@@ -111,7 +112,7 @@ class ViewerTrack(MediaStreamTrack):
         self._active = False
         self._need_keyframe = feed.kind == "video"
         self.skips = 0
-        self.direct: hooks.DirectSender | None = None
+        self.direct: hooks_send.DirectSender | None = None
 
     def start(self) -> None:
         """The viewer is connected: take frames from the next keyframe on, and ask for one."""
@@ -173,6 +174,8 @@ class ViewerTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._feed.viewers.discard(self)
+        if self.direct is not None:
+            self.direct.close()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -224,8 +227,8 @@ class Feed:
                     keyframe = True
                 frame = RelayFrame(payloads, timestamp, keyframe, sum(map(len, payloads)))
                 self.frames += 1
-                ntp_time = hooks.ntp_now()
-                abs_send_time = hooks.abs_send_time(ntp_time)
+                ntp_time = hooks_send.ntp_now()
+                abs_send_time = hooks_send.abs_send_time(ntp_time)
                 for viewer in self.viewers:
                     viewer.push(frame, abs_send_time, ntp_time)
         except MediaStreamError:

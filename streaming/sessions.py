@@ -22,7 +22,7 @@ from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
 from core.errors import BadRequest, Conflict, LivecartError, NotFound
 from core.identity import Account
 from core.logs import log
-from streaming import hooks, peers
+from streaming import hooks, hooks_send, peers
 from streaming.directory import Directory, OwnedElsewhere
 from streaming.records import StreamState
 from streaming.relay import Feed, KeyframeRequests, ViewerTrack
@@ -254,7 +254,7 @@ class Sessions:
                 if feed is not None:
                     hooks.mark_prepacked(transceiver)
                     track = feed.track()
-                    track.direct = hooks.DirectSender(transceiver)
+                    track.direct = hooks_send.DirectSender(transceiver)
                     peer.tracks.append(track)
                     transceiver.sender.replaceTrack(track)
                     hooks.on_keyframe_request(transceiver.sender, feed.keyframes.request)

@@ -427,7 +427,7 @@ async def test_options_and_cors(rtc_api: Api) -> None:
 async def test_viewers_are_sent_by_the_lean_path_with_sender_reports_and_retransmission(
     rtc_api: Api,
 ) -> None:
-    """The relay's DirectSender (streaming/hooks.py) sends every packet, keeps the counts the
+    """The relay's DirectSender (streaming/hooks_send.py) sends every packet, keeps the counts the
     sender's RTCP reports carry, and answers a NACK from its own history (RTX when negotiated)."""
     host, stream = await _show(rtc_api)
     pub, _ = await publish(rtc_api, host, stream)

@@ -4,22 +4,28 @@ that moves one fails here, loudly, instead of silently decoding every frame agai
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import struct
+import time
 from fractions import Fraction
 
 import aioice.ice
 import aiortc
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import pytest
+import uvloop
 from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from streaming import hooks, hooks_ice
+from streaming import hooks, hooks_ice, hooks_send
 
 
 def test_pinned_versions() -> None:
     assert aiortc.__version__ == "1.16.0"
     assert aioice.__version__ == "0.13.0"
+    assert importlib.metadata.version("pylibsrtp") == "1.0.0"
 
 
 def test_internals_are_where_the_hooks_expect_them() -> None:
@@ -73,7 +79,7 @@ def test_direct_sender_writes_what_run_rtp_would() -> None:
         _RTCRtpSender__rtp_timestamp=0,
         _RTCRtpSender__ntp_timestamp=0,
     )
-    direct = hooks.DirectSender(SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+    direct = hooks_send.DirectSender(SimpleNamespace(sender=sender))  # type: ignore[arg-type]
     assert sender._retransmit == direct._retransmit  # NACKs reach its history
     extensions = HeaderExtensionsMap()
     extensions.configure(
@@ -92,9 +98,9 @@ def test_direct_sender_writes_what_run_rtp_would() -> None:
     direct._transport = SimpleNamespace(sendto=lambda data, addr: datagrams.append(data))
     direct._ext_key = direct._extension_block(0)
     frame = SimpleNamespace(payloads=[b"abc", b"defg"], timestamp=3000, octets=7, ext_cache={})
-    ntp = hooks.ntp_now()
+    ntp = hooks_send.ntp_now()
     first_seq = direct.sequence_number
-    direct.send(frame, hooks.abs_send_time(ntp), ntp)
+    direct.send(frame, hooks_send.abs_send_time(ntp), ntp)
     expected = []
     for i, payload in enumerate(frame.payloads):
         packet = RtpPacket(
@@ -106,13 +112,77 @@ def test_direct_sender_writes_what_run_rtp_would() -> None:
             payload=payload,
         )
         packet.extensions.mid = "1"
-        packet.extensions.abs_send_time = hooks.abs_send_time(ntp)
+        packet.extensions.abs_send_time = hooks_send.abs_send_time(ntp)
         expected.append(packet.serialize(extensions))
     assert datagrams == expected
     assert sender._RTCRtpSender__packet_count == 2 and sender._RTCRtpSender__octet_count == 7
     assert sender._RTCRtpSender__rtp_timestamp == (direct._origin + 3000) & 0xFFFFFFFF
     assert sender._RTCRtpSender__ntp_timestamp == ntp
     assert direct.sequence_number == (first_seq + 2) & 0xFFFF
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_frame_goes_out_in_batches_and_arrives_as_the_same_datagrams_in_order(loop_kind: str) -> None:
+    """On a real UDP socket (the server runs on uvloop, tests on asyncio's loop), a frame's
+    equal-sized packets leave in one sendmsg (UDP GSO) and the receiver gets exactly the datagrams
+    the per-packet path would send, in order: runs cut where sizes change, at 64 segments and at
+    64 KB (a big keyframe)."""
+    loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_batched_frames(loop))
+    finally:
+        loop.close()
+
+
+async def _batched_frames(loop: asyncio.AbstractEventLoop) -> None:
+    import socket
+    from types import SimpleNamespace
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    receiver.setblocking(False)
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    sender = SimpleNamespace(
+        _ssrc=1, _RTCRtpSender__packet_count=0, _RTCRtpSender__octet_count=0,
+        _RTCRtpSender__rtp_timestamp=0, _RTCRtpSender__ntp_timestamp=0,
+    )  # fmt: skip
+    direct = hooks_send.DirectSender(SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+    direct._pt, direct._protect, direct._addr = 96, (lambda data: data), receiver.getsockname()
+    direct._transport, direct._sock = transport, hooks_send._udp_socket(transport)
+    assert direct._sock is not None  # Linux: a plain UDP socket to batch on
+    try:
+        frames = [
+            [b"a" * 1200] * 6 + [b"b" * 300],  # a delta frame: one batch
+            [b"c" * 1200] * 70 + [b"d" * 10],  # a keyframe: cut at 64 segments / 64 KB
+            [b"e" * 900, b"f" * 900, b"g" * 500, b"h" * 900, b"i" * 1200, b"j" * 30],
+            [b"k" * 40],  # audio: one datagram
+        ]
+        batches = hooks_send.gso.batches
+        expected = []
+        for n, payloads in enumerate(frames):
+            seq = direct.sequence_number
+            frame = SimpleNamespace(payloads=payloads, timestamp=n, octets=0, ext_cache={b"": b""})
+            direct.send(frame, 0, 0)  # no header extensions negotiated
+            for i, payload in enumerate(payloads):
+                marker = 0x80 if i == len(payloads) - 1 else 0
+                stamp = (direct._origin + n) & 0xFFFFFFFF
+                expected.append(
+                    struct.pack("!BBHLL", 0x80, marker | 96, (seq + i) & 0xFFFF, stamp, 1) + payload
+                )
+        assert hooks_send.gso.batches - batches >= 5  # fewer system calls than datagrams
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(got) < len(expected) and time.monotonic() < deadline:
+            try:
+                got.append(receiver.recv(2048))
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        assert got == expected
+    finally:
+        direct.close()
+        transport.close()
+        receiver.close()
 
 
 async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe() -> None:
@@ -142,6 +212,9 @@ async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe() -> Non
 
         def send(self, frame: RelayFrame, abs_send_time: int, ntp_time: int) -> None:
             sent.append(frame.timestamp)
+
+        def close(self) -> None:
+            pass
 
     direct = Direct()
     track.direct = direct  # type: ignore[assignment]
