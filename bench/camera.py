@@ -22,6 +22,7 @@ import fractions
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -123,7 +124,7 @@ def describe(path: Path) -> dict[str, float]:
     }
 
 
-def read(path: Path) -> list[av.Packet]:
+def read(path: Path) -> list[av.Packet[Any]]:
     with av.open(str(path)) as container:
         return [p for p in container.demux(video=0) if p.size]
 
@@ -139,7 +140,7 @@ class CameraTrack(MediaStreamTrack):
         self._index = 0
         self._start = 0.0
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         if self._index == 0:
             self._start = time.monotonic()
         await asyncio.sleep(max(0.0, self._start + self._index / FPS - time.monotonic()))

@@ -245,7 +245,8 @@ async def wait_http(url: str, timeout: float, proc: asyncio.subprocess.Process) 
     raise RuntimeError(f"server not answering {url} after {timeout:.0f} s")
 
 
-async def livecart_setup(base: str, admin: str) -> str:
+async def livecart_setup(base: str, admin: str) -> tuple[str, str]:
+    """A host and its stream: (the stream's id, the host's token)."""
     import aiohttp
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
@@ -264,7 +265,7 @@ async def livecart_setup(base: str, admin: str) -> str:
             body = await r.json()
             if r.status != 201:
                 raise RuntimeError(f"POST /api/streams -> {r.status} {body}")
-            return str(body["id"])
+            return str(body["id"]), host_token
 
 
 async def wait_quiet(mine: list[int], limit: float) -> float:
@@ -295,6 +296,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
     procs = Procs()
     server_cpus = {int(c) for c in a.server_cpus.split(",")} if a.server_cpus else None
     workers = a.workers if kind == "livecart" else 1
+    publisher = "chat" if kind == "embedded" else a.publisher if kind == "livecart" else "broker"
     res: dict[str, Any] = {
         "server": kind,
         "viewers": a.viewers,
@@ -304,20 +306,26 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         "gen_procs": a.gen_procs,
         "server_cpus": a.server_cpus or "any",
         "gen_cpus": a.gen_cpus or "any",
+        "publisher": publisher,
     }
     try:
         await asyncio.to_thread(flush_db, redis_url)
         port = free_port()
+        host_token = ""
         slog = open(tmp / "server.log", "wb")
-        if kind == "livecart":
+        if kind in ("livecart", "embedded"):
             admin = secrets.token_urlsafe(24)
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
             env.update(
                 LIVECART_DATA_DIR=str(tmp / "data"),
                 LIVECART_ADMIN_TOKEN=admin,
-                LIVECART_REDIS_URL=redis_url,
                 LIVECART_LOG_LEVEL="warning",
+                # the host's chat publishes R lines/s: lift the per-user chat limit (hosts get 4x)
+                LIVECART_CHAT_RATE_PER_S=str(max(1.0, a.rate)),
+                LIVECART_CHAT_BURST="1000",
             )
+            if kind == "livecart":  # "embedded": the in-process broker, no Redis
+                env["LIVECART_REDIS_URL"] = redis_url
             if a.gc_probe:
                 env["PYTHONPATH"] = str(BENCH / "gcprobe")
                 env["FANOUT_GC_LOG"] = str(tmp / "gc.log")
@@ -333,7 +341,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
                 while len(proc_tree(server.pid)) < workers + 1 and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)
-            room = await livecart_setup(f"http://127.0.0.1:{port}", admin)
+            room, host_token = await livecart_setup(f"http://127.0.0.1:{port}", admin)
             path = f"/api/streams/{room}/ws"
         elif kind == "raw":
             server = await procs.spawn(
@@ -447,9 +455,11 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             PY,
             str(BENCH / "fanout_pub.py"),
             "--mode",
-            "socketio" if kind == "socketio" else "livecart",
+            "socketio" if kind == "socketio" else "livecart" if publisher == "broker" else "chat",
             "--redis",
             redis_url,
+            "--url",
+            f"ws://127.0.0.1:{port}{path}?token={host_token}" if publisher == "chat" else "",
             "--room",
             room,
             "--rate",
@@ -651,7 +661,7 @@ def line_for(r: dict[str, Any]) -> str:
 
 async def main_async(a: argparse.Namespace) -> int:
     kinds = {"both": ["livecart", "socketio"], "all": ["livecart", "raw", "socketio"]}.get(
-        a.server, [a.server]
+        a.server, a.server.split(",")
     )
     out = []
     for kind in kinds:
@@ -707,9 +717,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--server",
-        choices=["livecart", "socketio", "raw", "both", "all"],
         default="both",
-        help="raw: bench/peer_raw.py, the simplest serialize-once fan-out; all: livecart, raw, socketio",
+        help="livecart (Redis broker), embedded (livecart's in-process broker, the host's chat "
+        "publishing), raw (bench/peer_raw.py, the simplest serialize-once fan-out), socketio; "
+        "several comma-separated, run in that order; both = livecart,socketio; all = livecart,raw,socketio",
+    )
+    p.add_argument(
+        "--publisher",
+        choices=["broker", "chat"],
+        default="broker",
+        help="livecart: publish through Redis as a node does, or as the host's chat over its socket",
     )
     p.add_argument("--viewers", type=int, default=1000)
     p.add_argument("--rate", type=float, default=10, help="events per second")
@@ -747,6 +764,9 @@ def main() -> int:
     p.add_argument("--keep-tmp", action="store_true")
     p.add_argument("--show-server-log", action="store_true")
     a = p.parse_args()
+    known = {"livecart", "embedded", "raw", "socketio", "both", "all"}
+    if not set(a.server.split(",")) <= known:
+        raise SystemExit(f"--server takes {sorted(known)}")
     if a.server_cpus is None:
         a.server_cpus = "0" if a.workers == 1 else ""
     if a.duration <= 0 or a.rate <= 0 or a.viewers <= 0 or a.duration * a.rate > 1_000_000:

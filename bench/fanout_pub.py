@@ -3,6 +3,8 @@
 Publishes exactly rate x duration chat events, event i at start + i/rate (no catch-up
 burst beyond what a late loop forces), through:
   livecart  chat.broker_redis.RedisBroker.publish (the broker stamps ts = time.time())
+  chat      the host's room socket (--url ws://...?token=HOST), a chat frame per event, as a host
+            typing does; the server's broker (embedded or Redis) stamps ts
   socketio  socketio.AsyncRedisManager(write_only=True).emit("chat", {"ts": time.time(), ...}, room=...)
 Prints "START <t0>" and, at the end, "END <t_end> <published> <late_max_ms>".
 """
@@ -18,7 +20,27 @@ import time
 
 async def run(args: argparse.Namespace) -> int:
     total = round(args.rate * args.duration)
-    if args.mode == "livecart":
+    if args.mode == "chat":
+        import aiohttp
+
+        http = aiohttp.ClientSession()
+        ws = await http.ws_connect(args.url, heartbeat=None, max_msg_size=0)
+
+        async def drain() -> None:  # the host's socket gets every event too: keep reading
+            async for _ in ws:
+                pass
+
+        reader = asyncio.ensure_future(drain())
+
+        async def publish(i: int) -> None:
+            await ws.send_json({"type": "chat", "text": f"hello {i}"})
+
+        async def close() -> None:
+            await ws.close()
+            reader.cancel()
+            await http.close()
+
+    elif args.mode == "livecart":
         from chat.broker_redis import RedisBroker
 
         broker = RedisBroker(args.redis)
@@ -81,7 +103,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["livecart", "socketio"], required=True)
+    p.add_argument("--mode", choices=["livecart", "socketio", "chat"], required=True)
+    p.add_argument("--url", default="", help="chat: the host's room socket, ws://127.0.0.1:...")
     p.add_argument("--redis", required=True)
     p.add_argument("--room", required=True)
     p.add_argument("--rate", type=float, required=True)
@@ -89,6 +112,8 @@ def main() -> int:
     p.add_argument("--start-at", type=float, default=0.0)
     p.add_argument("--cpus", default="")
     args = p.parse_args()
+    if args.url and not args.url.startswith("ws://127.0.0.1:"):
+        raise SystemExit("the benchmark only talks to 127.0.0.1")
     if not args.redis.startswith("redis://127.0.0.1"):
         raise SystemExit("the benchmark only talks to Redis on 127.0.0.1")
     if args.cpus:
