@@ -184,14 +184,19 @@ class ViewerTrack(MediaStreamTrack):
 class Feed:
     """One kind of media of a stream: the publisher's codec and the viewers' tracks."""
 
-    def __init__(self, kind: str, codec: RTCRtpCodecParameters, keyframes: KeyframeRequests) -> None:
+    def __init__(
+        self, kind: str, codec: RTCRtpCodecParameters, keyframes: KeyframeRequests | None = None
+    ) -> None:
         self.kind = kind
         self.codec = codec
-        self.keyframes = keyframes
+        # whom to ask for a keyframe: nobody until a publisher's track is followed
+        self.keyframes = keyframes or KeyframeRequests(_nobody)
         self.viewers: set[ViewerTrack] = set()
         # aiortc's own packetizer (VP8 descriptor, H264 FU-A/STAP-A), run once per frame.
         self._packer = get_encoder(codec) if kind == "video" else None
         self.frames = 0
+        # Who else reads each frame as it came (data, RTP timestamp, keyframe): the HLS segmenter.
+        self.taps: list[Callable[[bytes, int, bool], None]] = []
         self._task: asyncio.Task[None] | None = None
 
     def same_codec(self, codec: RTCRtpCodecParameters) -> bool:
@@ -225,6 +230,8 @@ class Feed:
                     payloads = [bytes(packet)]
                     timestamp = packet.pts or 0  # already in 1/clock rate
                     keyframe = True
+                if self.taps:
+                    self._tap(bytes(packet), packet.pts or 0, keyframe)
                 frame = RelayFrame(payloads, timestamp, keyframe, sum(map(len, payloads)))
                 self.frames += 1
                 ntp_time = hooks_send.ntp_now()
@@ -234,7 +241,15 @@ class Feed:
         except MediaStreamError:
             pass  # the publisher's track ended
 
+    def _tap(self, data: bytes, timestamp: int, keyframe: bool) -> None:
+        for tap in self.taps:
+            try:
+                tap(data, timestamp, keyframe)
+            except Exception as exc:  # a reader's failure must not stop the relay
+                log(logger, logging.WARNING, "frame reader failed", kind=self.kind, error=repr(exc))
+
     async def close(self) -> None:
+        self.taps.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -243,3 +258,7 @@ class Feed:
         for viewer in list(self.viewers):
             viewer.stop()
         await self.keyframes.close()
+
+
+async def _nobody() -> None:
+    return None

@@ -24,8 +24,9 @@ from core.identity import Account
 from core.logs import log
 from streaming import hooks, hooks_send, peers
 from streaming.directory import Directory, OwnedElsewhere
+from streaming.hls import HlsStreams
 from streaming.records import StreamState
-from streaming.relay import Feed, KeyframeRequests, ViewerTrack
+from streaming.relay import Feed, ViewerTrack
 from streaming.streams import Streams
 
 logger = logging.getLogger("livecart.relay")
@@ -69,12 +70,14 @@ class Sessions:
         node_url: str,
         ice_servers: list[RTCIceServer],
         settings: RelaySettings | None = None,
+        hls: HlsStreams | None = None,
     ) -> None:
         self._streams = streams
         self._directory = directory
         self.node_url = node_url.rstrip("/")
         self._ice_servers = ice_servers
         self.settings = settings or RelaySettings()
+        self.hls = hls or HlsStreams()
         self.relays: dict[str, StreamRelay] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -164,7 +167,8 @@ class Sessions:
                     changed = True
                     feed = None
                 if feed is None:
-                    feed = relay.feeds[line.kind] = Feed(line.kind, codec, KeyframeRequests(_nothing))
+                    feed = relay.feeds[line.kind] = Feed(line.kind, codec)
+                    self.hls.follow(relay.stream_id, line.kind, codec.name, feed.taps, feed.keyframes.request)
                 receiver = transceiver.receiver
                 feed.follow(receiver.track, peers.pli_sender(receiver, line.ssrc))
             if changed:
@@ -226,10 +230,7 @@ class Sessions:
     # -- watching (WHEP) ----------------------------------------------------------------------
     async def watch(self, principal: Account | None, stream_id: str, sdp: str) -> Peer:
         relay = self.relays.get(stream_id)
-        if relay is None or not relay.feeds:
-            owner = await self._directory.owner(stream_id)
-            if owner is not None and owner != self.node_url:
-                raise OwnedElsewhere(owner)
+        await self.check_here(stream_id)
         stream = await self._streams.get(stream_id)
         if stream.state is not StreamState.LIVE or relay is None or relay.ended or not relay.feeds:
             raise Conflict("the stream is not live", code="stream_not_live")
@@ -337,6 +338,7 @@ class Sessions:
         for feed in relay.feeds.values():
             await feed.close()
         relay.feeds.clear()
+        self.hls.end(relay.stream_id)
         try:
             await self._directory.release(relay.stream_id, self.node_url)
             if mark_ended:
@@ -384,10 +386,14 @@ class Sessions:
         if relay is not None:
             await self._end(relay, mark_ended=False)
 
+    async def check_here(self, stream_id: str) -> None:
+        """OwnedElsewhere when another node relays the stream (and this one does not)."""
+        relay = self.relays.get(stream_id)
+        if relay is None or not relay.feeds:
+            owner = await self._directory.owner(stream_id)
+            if owner is not None and owner != self.node_url:
+                raise OwnedElsewhere(owner)
+
     def viewer_count(self, stream_id: str) -> int:
         relay = self.relays.get(stream_id)
         return len(relay.viewers) if relay else 0
-
-
-async def _nothing() -> None:
-    return None

@@ -1,0 +1,367 @@
+"""Low-Latency HLS of a live stream, cut from the relay's encoded frames (no decode, no encode).
+
+Each H.264 stream this node relays gets a `LiveHls`: the video feed's frames (Annex B, as the
+publisher sent them) and the audio feed's Opus packets become CMAF fMP4 (streaming/fmp4.py):
+parts of ~`PART_TARGET_S` (cut on frame boundaries), segments of ~`SEGMENT_TARGET_S` that start
+with a keyframe (the relay asks the publisher for one as a segment nears its target), and an
+LL-HLS media playlist (RFC 8216bis: `EXT-X-PART`, `EXT-X-PRELOAD-HINT`, `EXT-X-SERVER-CONTROL`
+with blocking reload, `EXT-X-PROGRAM-DATE-TIME`). A segment's bytes are its parts' bytes in order.
+
+Audio and video keep their own RTP clocks; both are placed on the stream's timeline by when
+their first frame arrived (after the first keyframe), which is as close as arrival can tell.
+A clock that jumps (a new publisher after a drop) is re-anchored after the last sample.
+
+Blocking requests (`_HLS_msn`/`_HLS_part`, and a part asked for before it exists) wait for it
+up to three target durations (then 503, as the spec advises), and at most `MAX_WAITING` wait
+at once per node (more: 503 with Retry-After): a held request costs a future, not a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from core.errors import BadRequest, Conflict, NotFound, Unavailable
+from streaming import fmp4
+
+PART_TARGET_S = 0.25
+SEGMENT_TARGET_S = 2.0
+WINDOW_SEGMENTS = 8  # complete segments kept (and listed) per stream
+PARTS_LISTED = 2  # complete segments whose parts are still listed, besides the open one
+MAX_WAITING = 10_000
+_NOMINAL = {"video": 3000, "audio": 960}  # a frame's duration when its clock cannot tell
+Tap = Callable[[bytes, int, bool], None]  # a feed's frame: data, RTP timestamp, keyframe
+
+
+@dataclass
+class Part:
+    index: int
+    data: bytes
+    duration: float
+    independent: bool
+    published: float  # time.monotonic()
+
+
+@dataclass
+class Segment:
+    msn: int
+    started: float  # wall clock (time.time()) of its first frame
+    parts: list[Part] = field(default_factory=list)
+    complete: bool = False
+    data: bytes = b""
+
+    @property
+    def duration(self) -> float:
+        return sum(part.duration for part in self.parts)
+
+
+@dataclass
+class _Clock:
+    """A track's RTP clock placed on the stream's timeline (in the track's timescale)."""
+
+    timescale: int
+    origin: int | None = None
+    offset: int = 0
+    last: int = 0
+
+    def place(self, rtp: int, since_start_s: float, nominal: int) -> int:
+        if self.origin is None:
+            self.origin, self.offset = rtp, round(since_start_s * self.timescale)
+        delta = (rtp - self.origin) & 0xFFFFFFFF
+        decode = self.offset + delta
+        if decode <= self.last - self.timescale * 10 or decode > self.last + self.timescale * 10:
+            # a jump: a new publisher, or a clock that wrapped oddly; carry on after the last
+            self.origin, self.offset = rtp, self.last + nominal
+            decode = self.offset
+        self.last = max(self.last, decode)
+        return decode
+
+
+class _Track:
+    def __init__(self, kind: str, timescale: int) -> None:
+        self.kind = kind
+        self.clock = _Clock(timescale)
+        self.pending: tuple[bytes, int, bool] | None = None  # data, decode time, keyframe
+        self.samples: list[fmp4.Sample] = []
+        self.first_decode: int | None = None  # of `samples`
+        self.track: fmp4.Track | None = None  # once the init segment is made
+
+    def push(self, data: bytes, decode: int, keyframe: bool) -> fmp4.Sample | None:
+        """Take a frame; give back the previous one, now that its duration is known."""
+        finished = None
+        if self.pending is not None:
+            previous, start, key = self.pending
+            duration = decode - start
+            if not 0 < duration < self.clock.timescale * 5:
+                duration = _NOMINAL[self.kind]
+            finished = fmp4.Sample(previous, duration, key)
+            if self.first_decode is None:
+                self.first_decode = start
+            self.samples.append(finished)
+        self.pending = (data, decode, keyframe)
+        return finished
+
+    def take(self, until: int | None = None) -> fmp4.Run | None:
+        """The samples so far (audio: those that start before `until`) as one run."""
+        if self.first_decode is None or self.track is None:
+            return None
+        cut, position = 0, self.first_decode
+        for sample in self.samples:
+            if until is not None and position >= until:
+                break
+            position += sample.duration
+            cut += 1
+        run = fmp4.Run(self.track, self.first_decode, self.samples[:cut])
+        self.samples = self.samples[cut:]
+        self.first_decode = position if self.samples else None
+        return run
+
+
+class LiveHls:
+    """One stream's segmenter, playlist and waiting requests."""
+
+    def __init__(self, stream_id: str, request_keyframe: Callable[[], None]) -> None:
+        self.stream_id = stream_id
+        self.unsupported: str | None = None  # the video codec, when it is not H.264
+        self.init: bytes | None = None
+        self.segments: OrderedDict[int, Segment] = OrderedDict()
+        self.has_audio = False
+        self.request_keyframe = request_keyframe
+        self._video = _Track("video", fmp4.VIDEO_TIMESCALE)
+        self._audio = _Track("audio", fmp4.AUDIO_TIMESCALE)
+        self._started: float | None = None  # monotonic time of the first keyframe
+        self._open: Segment | None = None
+        self._part_video = 0  # video ticks in the open part
+        self._keyframe_asked = False
+        self._fragments = 0
+        self._changed: asyncio.Future[None] | None = None
+        self.waiting = 0
+
+    # -- frames in ------------------------------------------------------------------------------
+    def video(self, data: bytes, rtp: int, keyframe: bool) -> None:
+        now = time.monotonic()
+        if self._started is None:
+            units = fmp4.nal_units(data)
+            sps = next((u for u in units if u[0] & 0x1F == 7), None)
+            pps = next((u for u in units if u[0] & 0x1F == 8), None)
+            if not keyframe or sps is None or pps is None:
+                self.request_keyframe()
+                return
+            width, height = fmp4.sps_size(sps)
+            self._video.track = fmp4.Track(1, "video", fmp4.VIDEO_TIMESCALE, width, height, sps, pps)
+            tracks = [self._video.track]
+            if self.has_audio:
+                self._audio.track = fmp4.Track(2, "audio", fmp4.AUDIO_TIMESCALE)
+                tracks.append(self._audio.track)
+            self.init = fmp4.init_segment(tracks)
+            self._started = now
+        decode = self._video.clock.place(rtp, now - self._started, _NOMINAL["video"])
+        finished = self._video.push(fmp4.avc_sample(fmp4.nal_units(data)), decode, keyframe)
+        if finished is not None:
+            self._part_video += finished.duration
+        segment = self._open
+        open_s = segment.duration + self._part_video / fmp4.VIDEO_TIMESCALE if segment else 0.0
+        if segment is None or (keyframe and open_s >= SEGMENT_TARGET_S * 0.75):
+            if segment is not None:
+                self._cut_part()
+                self._close_segment()
+            self._open = Segment(self._next_msn(), time.time())
+            self._keyframe_asked = False
+        elif self._part_video >= PART_TARGET_S * 0.8 * fmp4.VIDEO_TIMESCALE:
+            self._cut_part()
+        if not self._keyframe_asked and open_s >= SEGMENT_TARGET_S - 2 * PART_TARGET_S:
+            self._keyframe_asked = True
+            self.request_keyframe()
+
+    def audio(self, data: bytes, rtp: int, keyframe: bool) -> None:
+        if self._started is None or self._audio.track is None:
+            return
+        decode = self._audio.clock.place(rtp, time.monotonic() - self._started, _NOMINAL["audio"])
+        self._audio.push(data, decode, True)
+
+    # -- parts and segments --------------------------------------------------------------------
+    def _next_msn(self) -> int:
+        return next(reversed(self.segments)) + 1 if self.segments else 0
+
+    def _cut_part(self) -> None:
+        segment = self._open
+        video = self._video.take()
+        if segment is None or video is None or not video.samples:
+            return
+        end = video.decode_time + sum(s.duration for s in video.samples)
+        until = end * fmp4.AUDIO_TIMESCALE // fmp4.VIDEO_TIMESCALE
+        runs = [video]
+        audio = self._audio.take(until)
+        if audio is not None:
+            runs.append(audio)
+        self._fragments += 1
+        data = fmp4.fragment(self._fragments, runs)
+        duration = (end - video.decode_time) / fmp4.VIDEO_TIMESCALE
+        segment.parts.append(
+            Part(len(segment.parts), data, duration, video.samples[0].keyframe, time.monotonic())
+        )
+        if len(segment.parts) == 1:
+            self.segments[segment.msn] = segment
+        self._part_video = 0
+        self._wake()
+
+    def _close_segment(self) -> None:
+        segment = self._open
+        if segment is None or not segment.parts:
+            return
+        segment.complete = True
+        segment.data = b"".join(part.data for part in segment.parts)
+        while sum(s.complete for s in self.segments.values()) > WINDOW_SEGMENTS:
+            self.segments.popitem(last=False)
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    # -- what clients read ---------------------------------------------------------------------
+    def target_duration(self) -> int:
+        longest = max((s.duration for s in self.segments.values() if s.complete), default=0.0)
+        return max(math.ceil(SEGMENT_TARGET_S), round(longest + 0.499))
+
+    def has(self, msn: int, part: int | None) -> bool:
+        segment = self.segments.get(msn)
+        if part is None:
+            return (segment is not None and segment.complete) or any(m > msn for m in self.segments)
+        return (segment is not None and (len(segment.parts) > part or segment.complete)) or any(
+            m > msn for m in self.segments
+        )
+
+    async def started(self) -> None:
+        """Hold until the first part exists (a publisher's first keyframe), bounded."""
+        await self.wait_for(0, 0, check_far=False)
+
+    async def wait_for(self, msn: int, part: int | None, *, check_far: bool = True) -> None:
+        """Hold until the playlist has segment `msn` (part `part` of it): bounded in time and count."""
+        last = next(reversed(self.segments)) if self.segments else -1
+        if check_far and msn > last + 2:
+            raise BadRequest("_HLS_msn is too far in the future", code="hls_msn_too_far")
+        if self.has(msn, part):
+            return
+        if self.waiting >= MAX_WAITING:
+            raise Unavailable("too many blocking playlist requests; try again", code="hls_busy")
+        deadline = time.monotonic() + 3 * max(SEGMENT_TARGET_S, self.target_duration())
+        self.waiting += 1
+        try:
+            while not self.has(msn, part):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable("the playlist did not get there in time", code="hls_timeout")
+                if self._changed is None:
+                    self._changed = asyncio.get_running_loop().create_future()
+                await asyncio.wait_for(asyncio.shield(self._changed), left)
+        except TimeoutError:
+            raise Unavailable("the playlist did not get there in time", code="hls_timeout") from None
+        finally:
+            self.waiting -= 1
+
+    def playlist(self) -> str:
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:6",
+            f"#EXT-X-TARGETDURATION:{self.target_duration()}",
+            f"#EXT-X-PART-INF:PART-TARGET={PART_TARGET_S:.3f}",
+            f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * PART_TARGET_S:.3f}",
+            f"#EXT-X-MEDIA-SEQUENCE:{next(iter(self.segments), 0)}",
+            '#EXT-X-MAP:URI="init.mp4"',
+        ]
+        msns = list(self.segments)
+        listed_from = msns[-PARTS_LISTED - 1] if len(msns) > PARTS_LISTED else 0
+        for msn, segment in self.segments.items():
+            when = datetime.fromtimestamp(segment.started, UTC).isoformat(timespec="milliseconds")
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{when.replace('+00:00', 'Z')}")
+            if msn >= listed_from:
+                for part in segment.parts:
+                    independent = ",INDEPENDENT=YES" if part.independent else ""
+                    lines.append(
+                        f'#EXT-X-PART:DURATION={part.duration:.3f},URI="part{msn}.{part.index}.m4s"{independent}'
+                    )
+            if segment.complete:
+                lines += [f"#EXTINF:{segment.duration:.3f},", f"seg{msn}.m4s"]
+        if msns:
+            last = self.segments[msns[-1]]
+            msn, index = (last.msn + 1, 0) if last.complete else (last.msn, len(last.parts))
+            lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part{msn}.{index}.m4s"')
+        return "\n".join(lines) + "\n"
+
+    async def media(self, name: str) -> bytes:
+        """init.mp4, seg{msn}.m4s or part{msn}.{index}.m4s; the next part is waited for."""
+        if name == "init.mp4" and self.init is not None:
+            return self.init
+        msn, index = _media_name(name)
+        if index is not None:
+            segment = self.segments.get(msn)
+            if segment is None or index >= len(segment.parts):
+                await self.wait_for(msn, index)  # the preload hint's part, asked for early
+                segment = self.segments.get(msn)
+            if segment is not None and index < len(segment.parts):
+                return segment.parts[index].data
+        else:
+            segment = self.segments.get(msn)
+            if segment is not None and segment.complete:
+                return segment.data
+        raise NotFound(f"no {name} in this stream's window", code="hls_not_found")
+
+    def close(self) -> None:
+        self._wake()
+
+
+def _media_name(name: str) -> tuple[int, int | None]:
+    try:
+        if name.startswith("seg") and name.endswith(".m4s"):
+            return int(name[3:-4]), None
+        if name.startswith("part") and name.endswith(".m4s"):
+            msn, index = name[4:-4].split(".")
+            return int(msn), int(index)
+    except ValueError:
+        pass
+    raise NotFound(f"no {name} here", code="hls_not_found")
+
+
+class HlsStreams:
+    """This node's live HLS streams, fed by the relay (streaming/sessions.py)."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, LiveHls] = {}
+
+    def follow(
+        self, stream_id: str, kind: str, codec: str, taps: list[Tap], keyframe: Callable[[], None]
+    ) -> None:
+        """A new feed of the stream: its frames go to the stream's segmenter through `taps`."""
+        live = self.live.get(stream_id)
+        if live is None:
+            live = self.live[stream_id] = LiveHls(stream_id, keyframe)
+        if kind == "video":
+            live.unsupported = None if codec.upper() == "H264" else codec
+            if live.unsupported is None:
+                live.request_keyframe = keyframe
+                taps.append(live.video)
+        else:
+            live.has_audio = True
+            taps.append(live.audio)
+
+    def end(self, stream_id: str) -> None:
+        live = self.live.pop(stream_id, None)
+        if live is not None:
+            live.close()
+
+    def get(self, stream_id: str) -> LiveHls:
+        live = self.live.get(stream_id)
+        if live is None:
+            raise NotFound("the stream is not live on this node", code="hls_not_live")
+        if live.unsupported is not None:
+            raise Conflict(
+                f"this stream's video is {live.unsupported}; HLS needs H.264", code="hls_needs_h264"
+            )
+        return live

@@ -1,0 +1,192 @@
+"""Low-Latency HLS from the relay: a real aiortc publisher sends H.264 + Opus over WebRTC, the
+node cuts CMAF parts and segments from the frames as they came, and what a player reads back
+(libavformat through PyAV: the same demuxers as ffprobe) is H.264 at the published size with
+Opus beside it, in segments of the advertised durations, made of the publisher's own bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from config.settings import Settings
+from server.app import create_app
+from streaming import fmp4, hls, hooks
+from streaming.app import RELAY_SETTINGS, SHOW
+from tests import webrtc_peers as rtc
+from tests.conftest import ADMIN_TOKEN, Api, MakeClient
+from tests.test_streaming import FAST, _show, publish
+
+
+@pytest.fixture
+async def hls_api(aiohttp_client: MakeClient, tmp_path: Path) -> Api:
+    hooks.install(("127.0.0.1",))
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'hls.db'}",
+        admin_token=ADMIN_TOKEN,
+        public_url="http://livecart.test",
+        ice_addresses=("127.0.0.1",),
+    )
+    app = create_app(settings)
+    app[RELAY_SETTINGS] = FAST
+    return Api(await aiohttp_client(app))
+
+
+async def get(api: Api, path: str, expect: int = 200) -> tuple[bytes, Any]:
+    response = await api.client.get(path, allow_redirects=False)
+    body = await response.read()
+    assert response.status == expect, (path, response.status, body[:300])
+    return body, response.headers
+
+
+def tags(playlist: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in playlist.splitlines():
+        if line.startswith("#EXT"):
+            name, _, value = line.partition(":")
+            found.setdefault(name, []).append(value)
+    return found
+
+
+async def playlist_with(api: Api, base: str, segments: int, timeout: float = 20.0) -> str:
+    """The live playlist once it lists `segments` complete segments."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = (await get(api, f"{base}/live.m3u8"))[0].decode()
+        if len(re.findall(r"^seg\d+\.m4s$", text, re.M)) >= segments:
+            return text
+        assert time.monotonic() < deadline, text
+        await asyncio.sleep(0.2)
+
+
+async def test_a_live_h264_stream_plays_as_ll_hls_made_of_the_published_frames(
+    hls_api: Api, tmp_path: Path
+) -> None:
+    host, stream = await _show(hls_api)
+    base = f"/api/streams/{stream['id']}/hls"
+    pub, _ = await publish(hls_api, host, stream, video_codec="video/H264")
+    relayed: set[str] = set()  # every frame the relay got, as an MP4 sample would hold it
+    try:
+        feed = hls_api.client.app[SHOW].relay.relays[stream["id"]].feeds["video"]
+        assert feed.codec.name == "H264"
+        feed.taps.append(
+            lambda data, rtp, key: relayed.add(
+                hashlib.sha256(fmp4.avc_sample(fmp4.nal_units(data))).hexdigest()
+            )
+        )
+        text = await playlist_with(hls_api, base, 2)
+        found = tags(text)
+        target = int(found["#EXT-X-TARGETDURATION"][0])
+        assert found["#EXT-X-PART-INF"] == [f"PART-TARGET={hls.PART_TARGET_S:.3f}"]
+        assert "CAN-BLOCK-RELOAD=YES" in found["#EXT-X-SERVER-CONTROL"][0]
+        assert found["#EXT-X-MAP"] == ['URI="init.mp4"']
+        assert found["#EXT-X-PROGRAM-DATE-TIME"] and found["#EXT-X-PRELOAD-HINT"]
+        durations = [float(v.rstrip(",")) for v in found["#EXTINF"]]
+        assert all(0 < d <= target for d in durations), (durations, target)
+        parts = [float(v.split(",")[0].split("=")[1]) for v in found["#EXT-X-PART"]]
+        assert all(0 < d <= hls.PART_TARGET_S for d in parts), parts
+
+        init, headers = await get(hls_api, f"{base}/init.mp4")
+        assert headers["Content-Type"] == "video/mp4" and "immutable" in headers["Cache-Control"]
+        first = re.findall(r"^seg(\d+)\.m4s$", text, re.M)[0]
+        segment, _ = await get(hls_api, f"{base}/seg{first}.m4s")
+        listed = re.findall(rf'URI="part{first}\.(\d+)\.m4s"', text)
+        if listed:  # a segment is its parts, in order
+            pieces = [(await get(hls_api, f"{base}/part{first}.{i}.m4s"))[0] for i in listed]
+            assert b"".join(pieces) == segment
+
+        clip = tmp_path / "segment.mp4"
+        clip.write_bytes(init + segment)
+        with av.open(str(clip)) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            assert (video.codec_context.name, video.width, video.height) == ("h264", rtc.WIDTH, rtc.HEIGHT)
+            assert audio.codec_context.name == "opus"
+            packets = [p for p in container.demux(video) if p.size]
+        seconds = sum(float(p.duration * p.time_base) for p in packets if p.duration)
+        assert abs(seconds - durations[0]) < 0.1, (seconds, durations[0])
+        assert packets[0].is_keyframe
+        # no re-encode: every picture in the segment is one the publisher sent, byte for byte
+        assert {hashlib.sha256(bytes(p)).hexdigest() for p in packets} <= relayed
+        assert len(packets) >= durations[0] * rtc.FPS * 0.5
+
+        # libavformat's own HLS client (what ffprobe runs) reads the live playlist over HTTP
+        url = str(hls_api.client.make_url(f"{base}/live.m3u8"))
+        assert url.startswith("http://127.0.0.1:")
+        streams = await asyncio.wait_for(asyncio.to_thread(_probe_hls, url), 30)
+        assert ("h264", rtc.WIDTH, rtc.HEIGHT) in streams and ("opus", 0, 0) in streams
+    finally:
+        await pub.close()
+
+
+def _probe_hls(url: str) -> set[tuple[str, int, int]]:
+    """The streams a live HLS playlist carries, as libavformat reads them (30 packets read)."""
+    with av.open(url, options={"rw_timeout": "10000000"}) as container:
+        found = {
+            (s.codec_context.name, getattr(s, "width", 0) or 0, getattr(s, "height", 0) or 0)
+            for s in container.streams
+        }
+        for count, _ in enumerate(container.demux()):
+            if count >= 30:
+                break
+    return found
+
+
+async def test_blocking_reload_answers_when_the_part_is_out(hls_api: Api) -> None:
+    host, stream = await _show(hls_api)
+    base = f"/api/streams/{stream['id']}/hls"
+    pub, _ = await publish(hls_api, host, stream, video_codec="video/H264")
+    try:
+        text = await playlist_with(hls_api, base, 1)
+        msn, part = map(int, re.findall(r'PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"', text)[0])
+        asked = time.monotonic()
+        body, _ = await get(hls_api, f"{base}/live.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+        answered = time.monotonic()
+        assert f'URI="part{msn}.{part}.m4s"' in body.decode()
+        live = hls_api.client.app[SHOW].relay.hls.live[stream["id"]]
+        published = live.segments[msn].parts[part].published
+        # held until the part was out, then answered within two part durations of it
+        assert answered - max(published, asked) < 2 * hls.PART_TARGET_S
+        # the part the new playlist hints at, asked for before it exists, comes when it is cut
+        hint = re.findall(r'PRELOAD-HINT:TYPE=PART,URI="(part\d+\.\d+\.m4s)"', body.decode())[0]
+        data, _ = await get(hls_api, f"{base}/{hint}")
+        assert data[4:8] == b"moof"
+
+        last = max(int(m) for m in re.findall(r"part(\d+)\.\d+\.m4s", body.decode()))
+        await get(hls_api, f"{base}/live.m3u8?_HLS_msn={last + 3}", expect=400)
+        await get(hls_api, f"{base}/live.m3u8?_HLS_part=1", expect=400)
+        await get(hls_api, f"{base}/live.m3u8?_HLS_msn=x", expect=400)
+        await get(hls_api, f"{base}/seg999999.m4s", expect=404)
+        await get(hls_api, f"{base}/nonsense.txt", expect=404)
+    finally:
+        await pub.close()
+
+
+async def test_no_hls_for_a_vp8_stream_or_a_stream_that_is_not_live(hls_api: Api) -> None:
+    host, stream = await _show(hls_api)
+    base = f"/api/streams/{stream['id']}/hls"
+    _, body = await hls_api.call("GET", f"{base}/live.m3u8", expect=404)
+    assert body["error"]["code"] == "hls_not_live"
+    pub, _ = await publish(hls_api, host, stream, video_codec="video/VP8")
+    try:
+        _, body = await hls_api.call("GET", f"{base}/live.m3u8", expect=409)
+        assert body["error"]["code"] == "hls_needs_h264"
+    finally:
+        await pub.close()
+
+
+def test_the_size_is_read_from_the_sequence_parameter_set() -> None:
+    for width, height in ((160, 120), (640, 360), (1280, 720), (1920, 1080)):
+        codec = av.CodecContext.create("libx264", "w")
+        codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+        codec.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        frame = av.VideoFrame(width, height, "yuv420p")
+        data = b"".join(bytes(p) for p in codec.encode(frame))
+        sps = next(u for u in fmp4.nal_units(data) if u[0] & 0x1F == 7)
+        assert fmp4.sps_size(sps) == (width, height)
