@@ -187,6 +187,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"parse": _ip_addresses})
     # How long a live stream waits for its publisher to come back before it ends.
     publisher_grace_s: float = field(default=10.0, metadata={"parse": _positive_float})
+    # WebRTC viewers of one H.264 stream per node before new viewers are sent to its LL-HLS
+    # (0: everyone watches over HLS). Streams in other codecs have no HLS and no cap.
+    webrtc_viewer_cap: int = field(default=300, metadata={"parse": _int_between(0, 1_000_000)})
     # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
     stream_directory_ttl_s: float = field(default=15.0, metadata={"parse": _positive_float})
     # How long an unpaid order holds its units: a regular order, and a flash sale's (shorter:

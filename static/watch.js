@@ -2,6 +2,10 @@
 import { $, ApiError, api, clock, compact, el, icon, money, pathId, report, saved, thumb } from "/static/lib/api.js";
 import { Room } from "/static/lib/room.js";
 import { Player } from "/static/lib/webrtc.js";
+import { HlsPlayer } from "/static/lib/hls.js";
+
+// WebRTC first; the stream's LL-HLS when WebRTC's seats are taken or it does not connect
+const WEBRTC_PATIENCE_MS = 10000;
 
 const CHAT_LINES = 40;
 const TICKER_MS = 4000;
@@ -181,29 +185,82 @@ function renderAll() {
 }
 
 // -- video ----------------------------------------------------------------------------------
+function renderTransport() {
+  const box = $("#transport");
+  const kind = page.player ? page.player.kind : null;
+  box.hidden = !kind;
+  box.dataset.transport = kind || "";
+  box.textContent = kind === "hls" ? "HLS" : "WebRTC";
+  box.title = kind === "hls" ? "Playing over HLS: a few seconds behind the host" : "Playing in real time (WebRTC)";
+}
+
+function startWebrtc() {
+  const player = new Player({
+    url: `/api/streams/${encodeURIComponent(id)}/whep`,
+    token: page.me && page.me.token,
+    video: $("#video"),
+    onState: (state, detail) => {
+      if (player !== page.player) return;
+      if (state === "failed" && detail && detail.code === "webrtc_full") {
+        startHls(); // the front row is full: the same show over HLS
+        return;
+      }
+      if (state === "failed") {
+        report("video", detail);
+        // not live (yet, or any more): the room's next `stream` event starts it again
+        page.player = null;
+      }
+      renderState();
+    },
+  });
+  player.kind = "webrtc";
+  page.player = window.e2e.player = player;
+  player.start();
+  clearTimeout(page.patience);
+  page.patience = setTimeout(async () => {
+    // WebRTC has not connected (a network that blocks UDP, say): HLS, if the show has it
+    if (page.player !== player || player.state === "live") return;
+    const response = await fetch(hlsUrl(), { method: "GET" }).catch(() => null);
+    if (response && response.ok && page.player === player) startHls();
+  }, WEBRTC_PATIENCE_MS);
+}
+
+function hlsUrl() {
+  return `/api/streams/${encodeURIComponent(id)}/hls/live.m3u8`;
+}
+
+function startHls() {
+  clearTimeout(page.patience);
+  if (page.player) page.player.stop({ tell: true });
+  const player = new HlsPlayer({
+    url: hlsUrl(),
+    video: $("#video"),
+    onState: (state, detail) => {
+      if (player !== page.player) return;
+      if (state === "failed") {
+        report("video", detail);
+        page.player = null;
+      }
+      renderState();
+    },
+  });
+  player.kind = "hls";
+  page.player = window.e2e.player = player;
+  player.start();
+  renderTransport();
+}
+
 function syncPlayer() {
   const live = page.stream.state === "live";
   if (live && !page.player) {
-    page.player = new Player({
-      url: `/api/streams/${encodeURIComponent(id)}/whep`,
-      token: page.me && page.me.token,
-      video: $("#video"),
-      onState: (state, detail) => {
-        if (state === "failed") {
-          report("video", detail);
-          // not live (yet, or any more): the room's next `stream` event starts it again
-          page.player = null;
-        }
-        renderState();
-      },
-    });
-    window.e2e.player = page.player;
-    page.player.start();
+    startWebrtc();
   } else if (!live && page.player) {
+    clearTimeout(page.patience);
     page.player.stop({ tell: page.stream.state === "ended" });
     page.player = null;
     $("#video").srcObject = null;
   }
+  renderTransport();
   renderState();
 }
 

@@ -341,7 +341,7 @@ class HlsStreams:
         """A new feed of the stream: its frames go to the stream's segmenter through `taps`."""
         live = self.live.get(stream_id)
         if live is None:
-            live = self.live[stream_id] = LiveHls(stream_id, keyframe)
+            live = self.live[stream_id] = LiveHls(stream_id, _nobody)
         if kind == "video":
             live.unsupported = None if codec.upper() == "H264" else codec
             if live.unsupported is None:
@@ -350,6 +350,11 @@ class HlsStreams:
         else:
             live.has_audio = True
             taps.append(live.audio)
+
+    def serves(self, stream_id: str) -> bool:
+        """Whether the stream is live here in H.264, so HLS can take its viewers."""
+        live = self.live.get(stream_id)
+        return live is not None and live.unsupported is None and live.request_keyframe is not _nobody
 
     def end(self, stream_id: str) -> None:
         live = self.live.pop(stream_id, None)
@@ -365,3 +370,7 @@ class HlsStreams:
                 f"this stream's video is {live.unsupported}; HLS needs H.264", code="hls_needs_h264"
             )
         return live
+
+
+def _nobody() -> None:
+    return None

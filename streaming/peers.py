@@ -146,8 +146,10 @@ def _usable(codec: RTCRtpCodecCapability) -> bool:
 
 
 def publisher_preferences(kind: str) -> list[RTCRtpCodecCapability]:
-    capabilities = RTCRtpSender.getCapabilities(kind)
-    return [c for c in capabilities.codecs if _usable(c)]
+    """What a publisher may send, H.264 first (aiortc answers in this order, whatever the offer's):
+    the relay also serves an H.264 stream as LL-HLS, and every phone decodes it."""
+    usable = [c for c in RTCRtpSender.getCapabilities(kind).codecs if _usable(c)]
+    return sorted(usable, key=lambda c: c.mimeType.lower() != "video/h264")
 
 
 def viewer_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:

@@ -33,6 +33,7 @@ class StreamOut(msgspec.Struct):
     viewers: int
     whip_url: str
     whep_url: str
+    hls_url: str  # LL-HLS of an H.264 stream while it is live (others answer 409/404 there)
     watch_url: str
     created_at: float
     started_at: float | None
@@ -101,6 +102,7 @@ class StreamViews:
             viewers=viewers,
             whip_url=f"{base}/whip",
             whep_url=f"{base}/whep",
+            hls_url=f"{base}/hls/live.m3u8",
             watch_url=f"{self._public_url}/watch/{stream.id}",
             created_at=stream.created_at,
             started_at=stream.started_at,

@@ -174,6 +174,22 @@ class Session {
   }
 }
 
+// H.264 first: the relay then also serves the show as LL-HLS (it cuts HLS from the frames it
+// relays and never re-encodes), and every phone decodes it. Other codecs stay as fallbacks.
+function preferH264(transceiver) {
+  if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
+  const codecs = RTCRtpSender.getCapabilities("video").codecs;
+  const fmtp = (c) => c.sdpFmtpLine || "";
+  const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === "video/h264" && fmtp(c).includes("packetization-mode=1"));
+  h264.sort((a, b) => Number(fmtp(b).includes("42e01f")) - Number(fmtp(a).includes("42e01f")));
+  if (!h264.length) return;
+  try {
+    transceiver.setCodecPreferences([...h264, ...codecs.filter((c) => !h264.includes(c))]);
+  } catch {
+    // a browser that refuses the list keeps its own order
+  }
+}
+
 export class Publisher extends Session {
   constructor(options) {
     super(options);
@@ -193,7 +209,8 @@ export class Publisher extends Session {
   prepare(pc) {
     for (const kind of ["audio", "video"]) {
       const track = this.media && this.media.getTracks().find((t) => t.kind === kind);
-      pc.addTransceiver(track || kind, { direction: "sendonly", streams: this.media ? [this.media] : [] });
+      const transceiver = pc.addTransceiver(track || kind, { direction: "sendonly", streams: this.media ? [this.media] : [] });
+      if (kind === "video") preferH264(transceiver);
     }
   }
 
@@ -220,8 +237,9 @@ export class Player extends Session {
     });
   }
 
-  // 409 stream_not_live / ended: the page decides from the room's `stream` events.
+  // 409 stream_not_live / ended: the page decides from the room's `stream` events;
+  // 503 webrtc_full: the page plays the show's HLS instead.
   final(error) {
-    return super.final(error) || (error instanceof ApiError && error.status === 409);
+    return super.final(error) || (error instanceof ApiError && (error.status === 409 || error.code === "webrtc_full"));
   }
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from core.errors import BadRequest
+from core.errors import BadRequest, Unavailable
 from core.http import SETTINGS, Handler, Route, principal, read_body
 from streaming import peers
 from streaming.app import SHOW
@@ -47,6 +47,11 @@ async def whip(request: web.Request) -> web.Response:
 async def whep(request: web.Request) -> web.Response:
     who = await principal(request)
     offer = await _offer(request)
+    relay, stream_id = request.app[SHOW].relay, request.match_info["stream_id"]
+    cap = request.app[SETTINGS].webrtc_viewer_cap
+    if relay.hls.serves(stream_id) and relay.viewer_count(stream_id) >= cap:
+        # the audience past the front row watches the same frames over LL-HLS
+        raise Unavailable("this show's WebRTC seats are taken: watch it over HLS", code="webrtc_full")
     try:
         peer = await request.app[SHOW].relay.watch(who, request.match_info["stream_id"], offer)
     except OwnedElsewhere as elsewhere:
@@ -81,6 +86,7 @@ def _options(allow: str, accept_post: bool) -> Handler:
 _WHIP = "/api/streams/{stream_id}/whip"
 _WHEP = "/api/streams/{stream_id}/whep"
 _ERRORS = (400, 401, 403, 404, 409, 413, 415)
+_WHEP_ERRORS = (*_ERRORS, 503)
 
 ROUTES = [
     Route(
@@ -98,11 +104,12 @@ ROUTES = [
         "POST",
         _WHEP,
         whep,
-        "Watch the stream (WHEP): SDP offer (recvonly) in, SDP answer out; 307 to the owning node",
+        "Watch the stream (WHEP): SDP offer (recvonly) in, SDP answer out; 307 to the owning node; "
+        "503 webrtc_full past webrtc_viewer_cap (an H.264 stream: watch its HLS)",
         "webrtc",
         response_content_type=SDP,
         status=201,
-        errors=_ERRORS,
+        errors=_WHEP_ERRORS,
     ),
     Route(
         "DELETE",

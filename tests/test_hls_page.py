@@ -1,0 +1,58 @@
+"""The watch page on LL-HLS in a real browser: the studio sends H.264 (so the show has HLS), and
+with the WebRTC seats taken (`webrtc_viewer_cap = 0`) a phone plays the show over HLS with the
+vendored hls.js, says so, and keeps chat and the product card as on WebRTC."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser import Pages, browser, pages, until
+from tests.procs import ServerProcess
+from tests.test_pages import Show, go_live, join_as, open_studio, page_server, playing, say, show
+
+__all__ = ["browser", "pages", "show"]  # the fixtures
+
+pytestmark = pytest.mark.timeout(180)
+
+VENDORED = Path(__file__).resolve().parent.parent / "static" / "vendor" / "hls.js-1.7.4"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with page_server(tmp_path, LIVECART_WEBRTC_VIEWER_CAP="0") as node:
+        yield node
+
+
+async def test_with_the_webrtc_seats_taken_a_phone_watches_over_hls(pages: Pages, show: Show) -> None:
+    studio = await open_studio(pages, show)
+    await go_live(studio)
+    # the studio offered H.264 first, so the relay cuts HLS: the playlist answers
+    async with show.http.get(f"{show.base}/api/streams/{show.stream['id']}/hls/live.m3u8") as response:
+        assert response.status == 200, await response.text()
+        assert "#EXT-X-PART:" in await response.text()
+    whep = f"{show.base}/api/streams/{show.stream['id']}/whep"
+    offer = {"data": b"v=0\r\n", "headers": {"Content-Type": "application/sdp"}}
+    async with show.http.post(whep, **offer) as response:  # type: ignore[arg-type]
+        refusal = await response.json()
+        assert (response.status, refusal["error"]["code"]) == (503, "webrtc_full")
+
+    watch = await pages.open(show.watch, phone=True, label="watch")
+    await until(watch, "document.querySelector('#transport').dataset.transport === 'hls'", what="HLS")
+    await playing(watch, after=1.0)
+    assert await watch.inner_text("#transport") == "HLS"
+    # the room works as on WebRTC: a chat line reaches the page
+    await say(watch, "hello from HLS")  # asks for a name first, then sends
+    await join_as(watch, "Ann")
+    await until(watch, "document.querySelector('#chat').textContent.includes('hello from HLS')", what="chat")
+    await pages.shot(watch, "watch-hls")
+    await pages.check(studio, watch, expected=r"status of 503")  # the WHEP refusal that sent it to HLS
+
+
+def test_the_vendored_hls_js_is_the_pinned_file() -> None:
+    digest = hashlib.sha256((VENDORED / "hls.light.min.mjs").read_bytes()).hexdigest()
+    assert digest in (VENDORED / "README.md").read_text()
+    assert "Apache License" in (VENDORED / "LICENSE").read_text()
