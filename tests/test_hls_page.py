@@ -4,7 +4,9 @@ vendored hls.js, says so, and keeps chat and the product card as on WebRTC."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,16 +42,33 @@ async def test_with_the_webrtc_seats_taken_a_phone_watches_over_hls(pages: Pages
         refusal = await response.json()
         assert (response.status, refusal["error"]["code"]) == (503, "webrtc_full")
 
+    before = 1  # the studio's own room socket, once the count has caught up with it
+    await counted(show, before)
     watch = await pages.open(show.watch, phone=True, label="watch")
     await until(watch, "document.querySelector('#transport').dataset.transport === 'hls'", what="HLS")
     await playing(watch, after=1.0)
     assert await watch.inner_text("#transport") == "HLS"
+    # one viewer count: the HLS viewer is counted by its room socket, playlist requests are not
+    playlist = f"{show.base}/api/streams/{show.stream['id']}/hls/live.m3u8"
+    for _ in range(20):
+        async with show.http.get(playlist) as response:
+            assert response.status == 200
+    await counted(show, before + 1)
+    await asyncio.sleep(2.5)  # a count tick later, still one more, not twenty
+    assert (await show.current())["viewers"] == before + 1
     # the room works as on WebRTC: a chat line reaches the page
     await say(watch, "hello from HLS")  # asks for a name first, then sends
     await join_as(watch, "Ann")
     await until(watch, "document.querySelector('#chat').textContent.includes('hello from HLS')", what="chat")
     await pages.shot(watch, "watch-hls")
     await pages.check(studio, watch, expected=r"status of 503")  # the WHEP refusal that sent it to HLS
+
+
+async def counted(show: Show, viewers: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := (await show.current())["viewers"]) != viewers:
+        assert time.monotonic() < deadline, f"{now} viewers, not {viewers}"
+        await asyncio.sleep(0.25)
 
 
 def test_the_vendored_hls_js_is_the_pinned_file() -> None:
