@@ -87,21 +87,34 @@ def frames(width: int, height: int, count: int, seed: int = 7) -> list[av.VideoF
     return out
 
 
-def encode(path: Path, width: int, height: int, bitrate: int, seconds: float) -> dict[str, float]:
-    """Write the clip; return what it is (bitrate, frames, bytes and packets per frame)."""
+def encode(
+    path: Path, width: int, height: int, bitrate: int, seconds: float, codec: str = "vp8"
+) -> dict[str, float]:
+    """Write the clip (VP8 in IVF, or H.264 as a raw Annex B stream with SPS/PPS before each
+    keyframe, constrained baseline as browsers send it); return what it is."""
     count = int(seconds * FPS)
-    with av.open(str(path), "w", format="ivf") as container:
-        stream = container.add_stream("libvpx", rate=FPS)
+    h264 = codec == "h264"
+    with av.open(str(path), "w", format="h264" if h264 else "ivf") as container:
+        stream = container.add_stream("libx264" if h264 else "libvpx", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.bit_rate = bitrate
         stream.gop_size = FPS * GOP_S
-        stream.options = {
-            "deadline": "realtime",
-            "cpu-used": "8",
-            "minrate": str(bitrate),
-            "maxrate": str(bitrate),
-            "lag-in-frames": "0",
-        }
+        if h264:
+            stream.options = {
+                "preset": "veryfast",
+                "tune": "zerolatency",
+                "profile": "baseline",
+                "x264-params": f"keyint={FPS * GOP_S}:repeat-headers=1:vbv-maxrate={bitrate // 1000}"
+                f":vbv-bufsize={bitrate // 2000}:nal-hrd=cbr",
+            }
+        else:
+            stream.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "minrate": str(bitrate),
+                "maxrate": str(bitrate),
+                "lag-in-frames": "0",
+            }
         stream.codec_context.time_base = fractions.Fraction(1, FPS)
         for frame in frames(width, height, count):
             for packet in stream.encode(frame):
