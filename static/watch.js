@@ -701,6 +701,46 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && page.sheet) closeSheet();
 });
 
+// -- events with the picture ------------------------------------------------------------------
+// HLS plays a second or more behind the host. What the host *shows* (a pin, a sale opening or
+// ending, "… just bought") waits until the picture this page plays reaches the moment it
+// happened: the event's `ts` against the playlist's program date-time, both the server's clock.
+// Chat and everything else stay immediate; nothing is held longer than MAX_HOLD_MS.
+const WITH_PICTURE = new Set(["pin", "unpin", "sale", "sale_end", "purchase"]);
+const MAX_HOLD_MS = 15000;
+
+function apply(event) {
+  if (handlers[event.type]) handlers[event.type](event.data);
+}
+
+function onRoomEvent(event) {
+  const player = page.player;
+  if (WITH_PICTURE.has(event.type) && player && player.kind === "hls" && event.ts) {
+    page.held.push({ event, received: Date.now() });
+    releaseHeld();
+    return;
+  }
+  apply(event);
+}
+
+function releaseHeld() {
+  const player = page.player;
+  const hls = player && player.kind === "hls";
+  const at = hls ? player.playingAt() : null;
+  while (page.held.length) {
+    const { event, received } = page.held[0];
+    const reached = at !== null && at >= event.ts * 1000;
+    if (hls && !reached && Date.now() - received < MAX_HOLD_MS) break;
+    page.held.shift();
+    window.e2e.released.push({ type: event.type, ts: event.ts, at, received, applied: Date.now() });
+    apply(event);
+  }
+}
+
+page.held = [];
+window.e2e.released = [];
+setInterval(releaseHeld, 100);
+
 // -- start ----------------------------------------------------------------------------------
 async function start() {
   try {
@@ -725,7 +765,7 @@ async function start() {
   page.room = new Room(id, {
     token: page.me && page.me.token,
     anon: page.anon,
-    onEvent: (event) => handlers[event.type] && handlers[event.type](event.data),
+    onEvent: onRoomEvent,
     onState: () => page.stream && renderState(),
   });
   window.e2e.room = page.room;

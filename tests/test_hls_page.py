@@ -1,6 +1,7 @@
 """The watch page on LL-HLS in a real browser: the studio sends H.264 (so the show has HLS), and
 with the WebRTC seats taken (`webrtc_viewer_cap = 0`) a phone plays the show over HLS with the
-vendored hls.js, says so, and keeps chat and the product card as on WebRTC."""
+vendored hls.js, says so, counts once, shows a pin when its picture gets there, and keeps chat
+and the product card as on WebRTC."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ async def test_with_the_webrtc_seats_taken_a_phone_watches_over_hls(pages: Pages
     await counted(show, before + 1)
     await asyncio.sleep(2.5)  # a count tick later, still one more, not twenty
     assert (await show.current())["viewers"] == before + 1
+    # a pin reaches the page at once but shows only when the picture played reaches its moment
+    status, _ = await show.call(
+        "POST",
+        f"/api/streams/{show.stream['id']}/pin",
+        show.host["token"],
+        {"product_id": show.products[0]["id"]},
+    )
+    assert status == 200
+    await until(watch, "!document.querySelector('#product').hidden", what="the pinned card")
+    pin = await watch.evaluate("window.e2e.released.find((r) => r.type === 'pin')")
+    assert pin["at"] is not None and pin["at"] >= pin["ts"] * 1000, pin
+    assert pin["applied"] - pin["received"] >= 300, pin  # HLS plays at least 0.75 s behind
     # the room works as on WebRTC: a chat line reaches the page
     await say(watch, "hello from HLS")  # asks for a name first, then sends
     await join_as(watch, "Ann")

@@ -63,6 +63,14 @@ export class HlsPlayer {
     hls.attachMedia(this.video);
   }
 
+  // The wall-clock time (ms) of the picture playing now, from EXT-X-PROGRAM-DATE-TIME; null
+  // until it is known.
+  playingAt() {
+    if (this.hls) return this.hls.playingDate ? this.hls.playingDate.getTime() : null;
+    const start = this.video.getStartDate ? this.video.getStartDate().getTime() : NaN;
+    return Number.isFinite(start) ? start + this.video.currentTime * 1000 : null;
+  }
+
   stop() {
     this.stopped = true;
     clearTimeout(this.retry);
