@@ -190,6 +190,8 @@ class Settings:
     # WebRTC viewers of one H.264 stream per node before new viewers are sent to its LL-HLS
     # (0: everyone watches over HLS). Streams in other codecs have no HLS and no cap.
     webrtc_viewer_cap: int = field(default=300, metadata={"parse": _int_between(0, 1_000_000)})
+    # How long a show's recording (its LL-HLS segments, for the replay) is kept; 0: not recorded.
+    recording_retention_days: int = field(default=30, metadata={"parse": _int_between(0, 36500)})
     # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
     stream_directory_ttl_s: float = field(default=15.0, metadata={"parse": _positive_float})
     # How long an unpaid order holds its units: a regular order, and a flash sale's (shorter:

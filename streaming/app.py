@@ -17,10 +17,13 @@ from aiohttp import web
 
 from chat.announce import Publisher
 from config.settings import Settings
+from core.chores import Chores
 from core.http import METRICS
 from streaming import hooks, hooks_ice, peers
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
+from streaming.hls_node import HlsStreams
+from streaming.recording import FileRecordings, sweep
 from streaming.sessions import RelaySettings, Sessions
 from streaming.shop import ProductCards, RunningSales
 from streaming.streams import Streams
@@ -38,6 +41,7 @@ class Show:
 
 
 SHOW: web.AppKey[Show] = web.AppKey("show")
+RECORDING_SWEEP_S = 3600.0
 # Overrides the relay's timing (tests); None: from the settings.
 RELAY_SETTINGS: web.AppKey[RelaySettings | None] = web.AppKey("relay_settings")
 
@@ -62,12 +66,16 @@ async def running(
     relay_settings = app.get(RELAY_SETTINGS) or RelaySettings(
         publisher_grace_s=settings.publisher_grace_s, directory_ttl_s=settings.stream_directory_ttl_s
     )
+    recordings = (
+        FileRecordings(settings.data_dir / "recordings") if settings.recording_retention_days else None
+    )
     relay = Sessions(
         streams,
         directory,
         settings.effective_public_url,
         peers.ice_servers(settings.ice_servers),
         relay_settings,
+        HlsStreams(recordings),
     )
     show = Show(streams, views, relay)
     app[SHOW] = show
@@ -90,9 +98,14 @@ async def running(
     )
     streams.ended_listeners.append(relay.stream_ended)
     await relay.start()
+    chores = Chores()
+    if recordings is not None:
+        retention_s = settings.recording_retention_days * 86400.0
+        chores.every(RECORDING_SWEEP_S, lambda: sweep(recordings, retention_s), "recording-sweep", first=5.0)
     try:
         yield show
     finally:
+        await chores.stop()
         streams.ended_listeners.remove(relay.stream_ended)
         await relay.close()
         await directory.close()

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from core.errors import BadRequest, Conflict, NotFound, Unavailable
+from core.errors import BadRequest, NotFound, Unavailable
 from streaming import fmp4
+from streaming.recording import Recorder
 
 PART_TARGET_S = 0.25
 SEGMENT_TARGET_S = 2.0
@@ -141,6 +142,8 @@ class LiveHls:
         self._fragments = 0
         self._changed: asyncio.Future[None] | None = None
         self.waiting = 0
+        self._playlist: str | None = None  # rendered once per change, for every reader
+        self.recorder: Recorder | None = None  # the recording, when the node keeps them
 
     # -- frames in ------------------------------------------------------------------------------
     def video(self, data: bytes, rtp: int, keyframe: bool) -> None:
@@ -159,6 +162,8 @@ class LiveHls:
                 self._audio.track = fmp4.Track(2, "audio", fmp4.AUDIO_TIMESCALE)
                 tracks.append(self._audio.track)
             self.init = fmp4.init_segment(tracks)
+            if self.recorder is not None:
+                self.recorder.init(self.init)
             self._started = now
         decode = self._video.clock.place(rtp, now - self._started, _NOMINAL["video"])
         finished = self._video.push(fmp4.avc_sample(fmp4.nal_units(data)), decode, keyframe)
@@ -216,11 +221,14 @@ class LiveHls:
             return
         segment.complete = True
         segment.data = b"".join(part.data for part in segment.parts)
+        if self.recorder is not None:
+            self.recorder.segment(segment.msn, segment.duration, segment.started, segment.data)
         while sum(s.complete for s in self.segments.values()) > WINDOW_SEGMENTS:
             self.segments.popitem(last=False)
         self._wake()
 
     def _wake(self) -> None:
+        self._playlist = None
         changed, self._changed = self._changed, None
         if changed is not None and not changed.done():
             changed.set_result(None)
@@ -267,6 +275,11 @@ class LiveHls:
             self.waiting -= 1
 
     def playlist(self) -> str:
+        if self._playlist is None:
+            self._playlist = self._render()
+        return self._playlist
+
+    def _render(self) -> str:
         lines = [
             "#EXTM3U",
             "#EXT-X-VERSION:6",
@@ -314,6 +327,10 @@ class LiveHls:
         raise NotFound(f"no {name} in this stream's window", code="hls_not_found")
 
     def close(self) -> None:
+        """The stream ended: its last frames make a last segment, and waiting requests end."""
+        self._cut_part()
+        self._close_segment()
+        self._open = None
         self._wake()
 
 
@@ -327,50 +344,3 @@ def _media_name(name: str) -> tuple[int, int | None]:
     except ValueError:
         pass
     raise NotFound(f"no {name} here", code="hls_not_found")
-
-
-class HlsStreams:
-    """This node's live HLS streams, fed by the relay (streaming/sessions.py)."""
-
-    def __init__(self) -> None:
-        self.live: dict[str, LiveHls] = {}
-
-    def follow(
-        self, stream_id: str, kind: str, codec: str, taps: list[Tap], keyframe: Callable[[], None]
-    ) -> None:
-        """A new feed of the stream: its frames go to the stream's segmenter through `taps`."""
-        live = self.live.get(stream_id)
-        if live is None:
-            live = self.live[stream_id] = LiveHls(stream_id, _nobody)
-        if kind == "video":
-            live.unsupported = None if codec.upper() == "H264" else codec
-            if live.unsupported is None:
-                live.request_keyframe = keyframe
-                taps.append(live.video)
-        else:
-            live.has_audio = True
-            taps.append(live.audio)
-
-    def serves(self, stream_id: str) -> bool:
-        """Whether the stream is live here in H.264, so HLS can take its viewers."""
-        live = self.live.get(stream_id)
-        return live is not None and live.unsupported is None and live.request_keyframe is not _nobody
-
-    def end(self, stream_id: str) -> None:
-        live = self.live.pop(stream_id, None)
-        if live is not None:
-            live.close()
-
-    def get(self, stream_id: str) -> LiveHls:
-        live = self.live.get(stream_id)
-        if live is None:
-            raise NotFound("the stream is not live on this node", code="hls_not_live")
-        if live.unsupported is not None:
-            raise Conflict(
-                f"this stream's video is {live.unsupported}; HLS needs H.264", code="hls_needs_h264"
-            )
-        return live
-
-
-def _nobody() -> None:
-    return None

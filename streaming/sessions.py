@@ -24,7 +24,7 @@ from core.identity import Account
 from core.logs import log
 from streaming import hooks, hooks_send, peers
 from streaming.directory import Directory, OwnedElsewhere
-from streaming.hls import HlsStreams
+from streaming.hls_node import HlsStreams
 from streaming.records import StreamState
 from streaming.relay import Feed, ViewerTrack
 from streaming.streams import Streams
@@ -338,7 +338,7 @@ class Sessions:
         for feed in relay.feeds.values():
             await feed.close()
         relay.feeds.clear()
-        self.hls.end(relay.stream_id)
+        await self.hls.end(relay.stream_id)
         try:
             await self._directory.release(relay.stream_id, self.node_url)
             if mark_ended:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from config.settings import Settings
 from server.app import create_app
-from streaming import fmp4, hls, hooks
+from streaming import fmp4, hls, hooks, recording
 from streaming.app import RELAY_SETTINGS, SHOW
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
@@ -166,6 +167,62 @@ async def test_blocking_reload_answers_when_the_part_is_out(hls_api: Api) -> Non
         await get(hls_api, f"{base}/nonsense.txt", expect=404)
     finally:
         await pub.close()
+
+
+async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, tmp_path: Path) -> None:
+    host, stream = await _show(hls_api)
+    base = f"/api/streams/{stream['id']}/hls"
+    _, body = await hls_api.call("GET", f"{base}/replay.m3u8", expect=404)
+    assert body["error"]["code"] == "no_recording"
+    pub, _ = await publish(hls_api, host, stream, video_codec="video/H264")
+    try:
+        live = await playlist_with(hls_api, base, 2)
+    finally:
+        await pub.close()
+    await hls_api.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
+    # the recording is complete once the stream's relay has closed (the end closes it)
+    deadline = time.monotonic() + 10
+    while (response := await hls_api.client.get(f"{base}/replay.m3u8")).status != 200:
+        assert time.monotonic() < deadline, await response.text()
+        await asyncio.sleep(0.1)
+    vod = (await response.read()).decode()
+    found = tags(vod)
+    assert found["#EXT-X-PLAYLIST-TYPE"] == ["VOD"] and "#EXT-X-ENDLIST" in found
+    assert found["#EXT-X-MAP"] == ['URI="init.mp4"']
+    recorded = re.findall(r"^seg(\d+)\.m4s$", vod, re.M)
+    # every segment the live playlist listed is in the recording, and the tail after them too
+    assert set(re.findall(r"^seg(\d+)\.m4s$", live, re.M)) < set(recorded)
+    assert "#EXT-X-PART" not in vod and len(found["#EXT-X-PROGRAM-DATE-TIME"]) == len(recorded)
+    init, _ = await get(hls_api, f"{base}/init.mp4")
+    clip = tmp_path / "replay.mp4"
+    clip.write_bytes(init + b"".join([(await get(hls_api, f"{base}/seg{n}.m4s"))[0] for n in recorded]))
+    with av.open(str(clip)) as container:
+        video = container.streams.video[0]
+        frames = [p for p in container.demux(video) if p.size]
+    seconds = sum(float(v.rstrip(",")) for v in found["#EXTINF"])
+    assert abs(len(frames) / rtc.FPS - seconds) < 0.5, (len(frames), seconds)
+    await get(hls_api, f"{base}/seg{int(recorded[-1]) + 1}.m4s", expect=404)
+
+
+def test_recordings_older_than_the_retention_are_removed(tmp_path: Path) -> None:
+    store = recording.FileRecordings(tmp_path)
+    playlist = recording.vod_playlist([(0, 2.0, time.time())]).encode()
+
+    async def run() -> tuple[int, bytes | None, bytes | None]:
+        for stream_id in ("str_old", "str_new"):
+            await store.write(stream_id, "seg0.m4s", b"x")
+            await store.write(stream_id, recording.PLAYLIST, playlist)
+        await store.write("str_live", "seg0.m4s", b"x")  # still recording: no playlist yet
+        aged = time.time() - 31 * 86400
+        os.utime(tmp_path / "str_old" / recording.PLAYLIST, (aged, aged))
+        removed = await recording.sweep(store, 30 * 86400)
+        return removed, await store.read("str_old", "seg0.m4s"), await store.read("str_new", "seg0.m4s")
+
+    removed, old, new = asyncio.run(run())
+    assert (removed, old, new) == (1, None, b"x")
+    assert (tmp_path / "str_live" / "seg0.m4s").exists()
+    with pytest.raises(ValueError):
+        asyncio.run(store.write("str_x", "../../etc/passwd", b""))
 
 
 async def test_no_hls_for_a_vp8_stream_or_a_stream_that_is_not_live(hls_api: Api) -> None:

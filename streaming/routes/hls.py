@@ -8,11 +8,12 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from core.errors import BadRequest
+from core.errors import BadRequest, LivecartError, NotFound
 from core.http import Route
 from streaming.app import SHOW
 from streaming.directory import OwnedElsewhere
 from streaming.hls import LiveHls
+from streaming.recording import PLAYLIST as PLAYLIST_FILE
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -51,12 +52,29 @@ async def live_playlist(request: web.Request) -> web.Response:
 
 
 async def media(request: web.Request) -> web.Response:
+    relay = request.app[SHOW].relay
+    stream_id, name = request.match_info["stream_id"], request.match_info["name"]
     try:
         live = await _live(request)
+        data = await live.media(name)
     except OwnedElsewhere as elsewhere:
         return web.Response(status=307, headers={"Location": elsewhere.node_url + request.path_qs})
-    data = await live.media(request.match_info["name"])
+    except LivecartError as exc:  # not live here (any more), or out of the live window: recorded?
+        recorded = await relay.hls.recorded(stream_id, name)
+        if recorded is None:
+            raise exc from None
+        data = recorded
     return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": IMMUTABLE})
+
+
+async def replay_playlist(request: web.Request) -> web.Response:
+    stream_id = request.match_info["stream_id"]
+    text = await request.app[SHOW].relay.hls.recorded(stream_id, PLAYLIST_FILE)
+    if text is None:
+        raise NotFound(
+            "no recording of this stream (yet: it is written when the show ends)", code="no_recording"
+        )
+    return web.Response(body=text, content_type=PLAYLIST, headers={"Cache-Control": SHORT})
 
 
 _BASE = "/api/streams/{stream_id}/hls"
@@ -74,10 +92,19 @@ ROUTES = [
     ),
     Route(
         "GET",
+        _BASE + "/replay.m3u8",
+        replay_playlist,
+        "The recording of an ended stream as a VOD playlist (its segments are the live ones, kept)",
+        "hls",
+        response_content_type=PLAYLIST,
+        errors=(404,),
+    ),
+    Route(
+        "GET",
         _BASE + "/{name}",
         media,
-        "init.mp4, seg{n}.m4s or part{n}.{i}.m4s of the live playlist (CMAF fMP4); the next part "
-        "(the playlist's preload hint) is answered when it is ready",
+        "init.mp4, seg{n}.m4s or part{n}.{i}.m4s of the live playlist (CMAF fMP4), or of the "
+        "recording; the next part (the live playlist's preload hint) is answered when it is ready",
         "hls",
         response_content_type="video/mp4",
         errors=(400, 404, 409, 503),

@@ -1,0 +1,181 @@
+"""A live stream's recording: the LL-HLS segments themselves, kept, and a VOD playlist at the end.
+
+The segmenter (streaming/hls.py) hands each complete segment (and the init segment) to the
+stream's `Recorder`, which writes them in order through a `RecordingStore`; when the stream
+ends the last segment is closed and `replay.m3u8` (a VOD playlist: `EXT-X-PLAYLIST-TYPE:VOD`,
+`EXT-X-ENDLIST`, each segment with its program date-time) is written last, so a recording with
+a playlist is complete. The store is a small protocol: files under the data directory today
+(`FileRecordings`), object storage later. Recordings older than the retention are removed by a
+chore (`sweep`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from core.logs import log
+
+logger = logging.getLogger("livecart.recording")
+
+PLAYLIST = "replay.m3u8"
+_NAME = re.compile(r"^(init\.mp4|seg\d{1,9}\.m4s|replay\.m3u8)$")
+_STREAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_PENDING = 64  # segments waiting to be written before the recorder drops (and says so)
+
+
+class RecordingStore(Protocol):
+    async def write(self, stream_id: str, name: str, data: bytes) -> None: ...
+
+    async def read(self, stream_id: str, name: str) -> bytes | None: ...
+
+    async def remove(self, stream_id: str) -> None: ...
+
+    async def finished_before(self, cutoff: float) -> list[str]:
+        """Streams whose recording was completed before `cutoff` (Unix seconds)."""
+        ...
+
+
+def valid(stream_id: str, name: str) -> bool:
+    return bool(_STREAM.match(stream_id) and _NAME.match(name))
+
+
+class FileRecordings:
+    """`<root>/<stream id>/<name>`, each file written whole (a temporary name, then renamed)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, stream_id: str, name: str) -> Path:
+        if not valid(stream_id, name):
+            raise ValueError(f"not a recording file: {stream_id}/{name}")
+        return self.root / stream_id / name
+
+    async def write(self, stream_id: str, name: str, data: bytes) -> None:
+        path = self._path(stream_id, name)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_suffix(path.suffix + ".part")
+            part.write_bytes(data)
+            os.replace(part, path)
+
+        await asyncio.to_thread(write)
+
+    async def read(self, stream_id: str, name: str) -> bytes | None:
+        if not valid(stream_id, name):
+            return None
+        path = self._path(stream_id, name)
+
+        def read() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def remove(self, stream_id: str) -> None:
+        if _STREAM.match(stream_id):
+            await asyncio.to_thread(shutil.rmtree, self.root / stream_id, True)
+
+    async def finished_before(self, cutoff: float) -> list[str]:
+        def scan() -> list[str]:
+            if not self.root.is_dir():
+                return []
+            old = []
+            for folder in self.root.iterdir():
+                with contextlib.suppress(OSError):
+                    if (folder / PLAYLIST).stat().st_mtime < cutoff:
+                        old.append(folder.name)
+            return old
+
+        return await asyncio.to_thread(scan)
+
+
+def vod_playlist(segments: list[tuple[int, float, float]]) -> str:
+    """(msn, duration s, started Unix s) per segment, in order."""
+    target = max(1, math.ceil(max((d for _, d, _ in segments), default=1.0)))
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        f"#EXT-X-MEDIA-SEQUENCE:{segments[0][0] if segments else 0}",
+        '#EXT-X-MAP:URI="init.mp4"',
+    ]
+    for msn, duration, started in segments:
+        when = datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{when}", f"#EXTINF:{duration:.3f},", f"seg{msn}.m4s"]
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+class Recorder:
+    """One stream's writer: files go out one at a time, in order, off the relay's path."""
+
+    def __init__(self, store: RecordingStore, stream_id: str) -> None:
+        self._store = store
+        self.stream_id = stream_id
+        self.segments: list[tuple[int, float, float]] = []
+        self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._write_all())
+        self.dropped = 0
+
+    def init(self, data: bytes) -> None:
+        self._put("init.mp4", data)
+
+    def segment(self, msn: int, duration: float, started: float, data: bytes) -> None:
+        if self._put(f"seg{msn}.m4s", data):
+            self.segments.append((msn, duration, started))
+
+    def _put(self, name: str, data: bytes) -> bool:
+        if self._queue.qsize() >= MAX_PENDING:
+            self.dropped += 1  # the disk cannot keep up: the recording skips it, the show goes on
+            log(
+                logger, logging.WARNING, "recording behind: segment dropped", stream=self.stream_id, name=name
+            )
+            return False
+        self._queue.put_nowait((name, data))
+        return True
+
+    async def finish(self) -> None:
+        """Write what is queued, then the VOD playlist (only with at least one segment)."""
+        if self.segments:
+            self._queue.put_nowait((PLAYLIST, vod_playlist(self.segments).encode()))
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _write_all(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            name, data = item
+            try:
+                await self._store.write(self.stream_id, name, data)
+            except (OSError, ValueError) as exc:
+                log(
+                    logger,
+                    logging.ERROR,
+                    "recording not written",
+                    stream=self.stream_id,
+                    name=name,
+                    error=str(exc),
+                )
+
+
+async def sweep(store: RecordingStore, retention_s: float) -> int:
+    """Remove the recordings completed more than `retention_s` ago; how many went."""
+    old = await store.finished_before(time.time() - retention_s)
+    for stream_id in old:
+        await store.remove(stream_id)
+    if old:
+        log(logger, logging.INFO, "old recordings removed", count=len(old))
+    return len(old)
