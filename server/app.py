@@ -133,6 +133,7 @@ async def _running(
                 viewers=hub.viewers,
                 names=accounts.names,
                 rooms=hub,
+                history=hub.broker.history,
             )
         )
         show.streams.ended_listeners.append(shop.orders.forget_stream)

@@ -28,6 +28,7 @@ from streaming.sessions import RelaySettings, Sessions
 from streaming.shop import ProductCards, RunningSales
 from streaming.streams import Streams
 from streaming.streams_sql import StreamStore
+from streaming.timeline import History
 from streaming.views import StreamViews
 
 
@@ -58,6 +59,7 @@ async def running(
     viewers: Callable[[str], Awaitable[int]],
     names: Callable[[Sequence[str]], Awaitable[dict[str, str]]],
     rooms: Publisher,
+    history: History | None = None,
 ) -> AsyncIterator[Show]:
     hooks.install(settings.ice_addresses)
     streams = Streams(store, products, rooms)
@@ -75,7 +77,7 @@ async def running(
         settings.effective_public_url,
         peers.ice_servers(settings.ice_servers),
         relay_settings,
-        HlsStreams(recordings),
+        HlsStreams(recordings, history),
     )
     show = Show(streams, views, relay)
     app[SHOW] = show

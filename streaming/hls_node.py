@@ -8,14 +8,16 @@ from collections.abc import Callable
 from core.errors import Conflict, NotFound
 from streaming.hls import LiveHls, Tap
 from streaming.recording import Recorder, RecordingStore
+from streaming.timeline import History, Timeline
 
 
 class HlsStreams:
     """This node's live HLS streams, fed by the relay (streaming/sessions.py)."""
 
-    def __init__(self, recordings: RecordingStore | None = None) -> None:
+    def __init__(self, recordings: RecordingStore | None = None, history: History | None = None) -> None:
         self.live: dict[str, LiveHls] = {}
         self.recordings = recordings  # None: nothing is recorded
+        self._history = history  # the rooms' history, for the recordings' timelines
 
     def follow(
         self, stream_id: str, kind: str, codec: str, taps: list[Tap], keyframe: Callable[[], None]
@@ -25,7 +27,8 @@ class HlsStreams:
         if live is None:
             live = self.live[stream_id] = LiveHls(stream_id, _nobody)
             if self.recordings is not None:
-                live.recorder = Recorder(self.recordings, stream_id)
+                timeline = Timeline(self._history, stream_id) if self._history is not None else None
+                live.recorder = Recorder(self.recordings, stream_id, timeline)
         if kind == "video":
             live.unsupported = None if codec.upper() == "H264" else codec
             if live.unsupported is None:

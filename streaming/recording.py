@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Protocol
 
 from core.logs import log
+from streaming import timeline as timeline_file
+from streaming.timeline import Timeline
 
 logger = logging.getLogger("livecart.recording")
 
 PLAYLIST = "replay.m3u8"
-_NAME = re.compile(r"^(init\.mp4|seg\d{1,9}\.m4s|replay\.m3u8)$")
+_NAME = re.compile(r"^(init\.mp4|seg\d{1,9}\.m4s|replay\.m3u8|timeline\.json)$")
 _STREAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_PENDING = 64  # segments waiting to be written before the recorder drops (and says so)
 
@@ -123,13 +125,27 @@ def vod_playlist(segments: list[tuple[int, float, float]]) -> str:
 class Recorder:
     """One stream's writer: files go out one at a time, in order, off the relay's path."""
 
-    def __init__(self, store: RecordingStore, stream_id: str) -> None:
+    def __init__(self, store: RecordingStore, stream_id: str, timeline: Timeline | None = None) -> None:
         self._store = store
         self.stream_id = stream_id
         self.segments: list[tuple[int, float, float]] = []
         self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         self._task = asyncio.ensure_future(self._write_all())
         self.dropped = 0
+        self.timeline = timeline
+        self._poller = asyncio.ensure_future(self._poll()) if timeline is not None else None
+
+    async def _poll(self) -> None:
+        while self.timeline is not None:
+            await asyncio.sleep(timeline_file.POLL_S)
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        assert self.timeline is not None
+        try:
+            await self.timeline.catch_up()
+        except Exception as exc:  # the broker is down: read again next time
+            log(logger, logging.WARNING, "timeline not read", stream=self.stream_id, error=repr(exc))
 
     def init(self, data: bytes) -> None:
         self._put("init.mp4", data)
@@ -149,8 +165,15 @@ class Recorder:
         return True
 
     async def finish(self) -> None:
-        """Write what is queued, then the VOD playlist (only with at least one segment)."""
+        """Write what is queued, the timeline, then the VOD playlist (only with a segment)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         if self.segments:
+            if self.timeline is not None:
+                await self._catch_up()
+                self._queue.put_nowait((timeline_file.FILE, self.timeline.encode(self.segments[0][2])))
             self._queue.put_nowait((PLAYLIST, vod_playlist(self.segments).encode()))
         self._queue.put_nowait(None)
         await self._task

@@ -23,6 +23,7 @@ from streaming.app import RELAY_SETTINGS, SHOW
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
 from tests.test_streaming import FAST, _show, publish
+from tests.test_ws import connect
 
 
 @pytest.fixture
@@ -170,13 +171,32 @@ async def test_blocking_reload_answers_when_the_part_is_out(hls_api: Api) -> Non
 
 
 async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, tmp_path: Path) -> None:
-    host, stream = await _show(hls_api)
+    brand, host = await hls_api.account("brands", "Silk & Co"), await hls_api.account("hosts", "Mia")
+    scarf = await hls_api.product(brand, title="Silk scarf", price=2900, stock=5)
+    stream = await hls_api.stream(host, [scarf["id"]])
     base = f"/api/streams/{stream['id']}/hls"
     _, body = await hls_api.call("GET", f"{base}/replay.m3u8", expect=404)
     assert body["error"]["code"] == "no_recording"
     pub, _ = await publish(hls_api, host, stream, video_codec="video/H264")
     try:
+        await playlist_with(hls_api, base, 1)
+        # what happens in the show goes into the replay's timeline
+        pin = {"product_id": scarf["id"]}
+        await hls_api.call("POST", f"/api/streams/{stream['id']}/pin", host["token"], pin, expect=200)
+        ann = await hls_api.account("viewers", "Ann")
+        sock, _ = await connect(hls_api, stream["id"], ann["token"])
+        await sock.send({"type": "chat", "text": "love the scarf"})
+        await sock.send({"type": "chat", "text": "oops, wrong show"})
+        lines: list[dict[str, Any]] = []
+        while len(lines) < 2:
+            event = await sock.next()
+            if event["type"] == "chat":
+                lines.append(event["data"])
+        host_sock, _ = await connect(hls_api, stream["id"], host["token"])
+        await host_sock.send({"type": "moderate", "action": "delete", "message_id": lines[1]["id"]})
         live = await playlist_with(hls_api, base, 2)
+        await sock.ws.close()
+        await host_sock.ws.close()
     finally:
         await pub.close()
     await hls_api.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
@@ -202,6 +222,16 @@ async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, 
     seconds = sum(float(v.rstrip(",")) for v in found["#EXTINF"])
     assert abs(len(frames) / rtc.FPS - seconds) < 0.5, (len(frames), seconds)
     await get(hls_api, f"{base}/seg{int(recorded[-1]) + 1}.m4s", expect=404)
+
+    _, timeline = await hls_api.call("GET", f"/api/streams/{stream['id']}/timeline", expect=200)
+    kinds = [
+        (e["type"], e["data"].get("text") or e["data"].get("product", {}).get("id"))
+        for e in timeline["events"]
+    ]
+    assert ("pin", scarf["id"]) in kinds and ("chat", "love the scarf") in kinds
+    assert ("chat", "oops, wrong show") not in kinds  # the host deleted it
+    assert all(0 <= e["offset"] <= seconds + 1 for e in timeline["events"]), timeline
+    assert timeline["started_at"] == pytest.approx(time.time(), abs=60)
 
 
 def test_recordings_older_than_the_retention_are_removed(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from streaming.app import SHOW
 from streaming.directory import OwnedElsewhere
 from streaming.hls import LiveHls
 from streaming.recording import PLAYLIST as PLAYLIST_FILE
+from streaming.timeline import FILE as TIMELINE_FILE
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -77,9 +78,26 @@ async def replay_playlist(request: web.Request) -> web.Response:
     return web.Response(body=text, content_type=PLAYLIST, headers={"Cache-Control": SHORT})
 
 
+async def timeline(request: web.Request) -> web.Response:
+    stream_id = request.match_info["stream_id"]
+    data = await request.app[SHOW].relay.hls.recorded(stream_id, TIMELINE_FILE)
+    if data is None:
+        raise NotFound("no recording of this stream (it is complete when the show ends)", code="no_recording")
+    return web.Response(body=data, content_type="application/json", headers={"Cache-Control": SHORT})
+
+
 _BASE = "/api/streams/{stream_id}/hls"
 
 ROUTES = [
+    Route(
+        "GET",
+        "/api/streams/{stream_id}/timeline",
+        timeline,
+        "An ended stream's pins, sales, chat and purchases, each at its offset (s) from the start "
+        "of the recording: {started_at, events: [{offset, type, data}]}",
+        "hls",
+        errors=(404,),
+    ),
     Route(
         "GET",
         _BASE + "/live.m3u8",
