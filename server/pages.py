@@ -1,5 +1,5 @@
-"""The pages a person opens: the index, a host's studio, a viewer's watch page and the sales
-dashboard of a show's brands and host.
+"""The pages a person opens: the index, a host's studio, a viewer's watch page, a show's replay
+and the sales dashboard of a show's brands and host.
 
 Each is one HTML file under static/ with its ES modules and one stylesheet beside it; no build
 step and nothing fetched from elsewhere at run time (Stripe.js excepted, which Stripe requires
@@ -73,6 +73,14 @@ ROUTES = [
         "/watch/{stream_id}",
         _page("watch.html"),
         "The viewer's page: video, chat, hearts, the pinned product and Buy",
+        "pages",
+        response_content_type="text/html",
+    ),
+    Route(
+        "GET",
+        "/replay/{stream_id}",
+        _page("replay.html"),
+        "A show's replay: the recording, with its pins, sales and chat as the picture reaches them",
         "pages",
         response_content_type="text/html",
     ),

@@ -175,7 +175,20 @@ function renderState() {
   message.hidden = !text;
   message.textContent = text;
   message.dataset.state = text ? (s.state === "live" ? (page.player?.state || "connecting") : s.state) : "playing";
+  offerReplay();
   $("#unmute").hidden = !(playing && $("#video").muted);
+}
+
+// An ended show that was recorded: a link to its replay (asked once).
+async function offerReplay() {
+  if (page.stream.state !== "ended" || page.replayAsked) return;
+  page.replayAsked = true;
+  const url = `/api/streams/${encodeURIComponent(id)}/hls/replay.m3u8`;
+  const response = await fetch(url).catch(() => null);
+  if (!response || !response.ok) return;
+  const link = $("#replay-link");
+  link.href = `/replay/${encodeURIComponent(id)}`;
+  link.hidden = false;
 }
 
 function renderAll() {

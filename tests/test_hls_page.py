@@ -77,6 +77,55 @@ async def test_with_the_webrtc_seats_taken_a_phone_watches_over_hls(pages: Pages
     await pages.check(studio, watch, expected=r"status of 503")  # the WHEP refusal that sent it to HLS
 
 
+async def test_the_replay_plays_the_recording_and_shows_what_was_pinned_at_each_moment(
+    pages: Pages, show: Show
+) -> None:
+    studio = await open_studio(pages, show)
+    await go_live(studio)
+    stream_id, token = show.stream["id"], show.host["token"]
+    playlist = f"{show.base}/api/streams/{stream_id}/hls/live.m3u8"
+    async with show.http.get(playlist) as response:  # HLS is being cut (H.264 from the studio)
+        assert response.status == 200
+    scarf, tote = show.products
+    for item in (scarf, tote):
+        await asyncio.sleep(2.5)
+        status, _ = await show.call(
+            "POST", f"/api/streams/{stream_id}/pin", token, {"product_id": item["id"]}
+        )
+        assert status == 200
+    await asyncio.sleep(2.5)
+    status, _ = await show.call("POST", f"/api/streams/{stream_id}/end", token)
+    assert status == 200
+
+    deadline = time.monotonic() + 15
+    while (timeline := await show.call("GET", f"/api/streams/{stream_id}/timeline"))[0] != 200:
+        assert time.monotonic() < deadline, timeline
+        await asyncio.sleep(0.2)
+    pins = [e for e in timeline[1]["events"] if e["type"] == "pin"]
+    assert [e["data"]["product"]["id"] for e in pins] == [scarf["id"], tote["id"]]
+
+    # the ended show's watch page offers its replay
+    replay = await pages.open(show.watch, phone=True, label="replay")
+    await until(replay, "!document.querySelector('#replay-link').hidden", what="the replay link")
+    await replay.click("#replay-link")
+    await until(replay, "location.pathname.startsWith('/replay/')", what="the replay page")
+    await until(replay, "document.querySelector('#video').readyState >= 2", what="the replay loading")
+    for pin, item in zip(pins, (scarf, tote), strict=True):
+        moment = pin["offset"] + 1.0  # a second after the host pinned it
+        await replay.evaluate(f"document.querySelector('#video').currentTime = {moment}")
+        await until(
+            replay,
+            f"document.querySelector('#product').dataset.product === '{item['id']}'",
+            what=f"{item['title']} on the card at {moment:.1f} s",
+        )
+        assert item["title"] in await replay.inner_text("#product")
+    await pages.shot(replay, "replay")
+    before = max(0.0, pins[0]["offset"] - 1.5)
+    await replay.evaluate(f"document.querySelector('#video').currentTime = {before}")
+    await until(replay, "document.querySelector('#product').hidden", what="no card before the first pin")
+    await pages.check(studio, replay)
+
+
 async def counted(show: Show, viewers: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while (now := (await show.current())["viewers"]) != viewers:
