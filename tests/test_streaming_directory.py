@@ -1,5 +1,5 @@
 """The stream directory, one suite for every implementation: who owns a live stream, claims
-that expire, and a WHEP request on the wrong node sent (307) to the owner."""
+that expire, and a WHEP (or LL-HLS) request on the wrong node sent (307) to the owner."""
 
 from __future__ import annotations
 
@@ -105,6 +105,14 @@ async def test_whep_on_the_other_node_is_sent_to_the_owner(two_nodes: list[Serve
             assert URL(answered.headers["Location"]).origin() == URL(one.url)
             await rtc.accept(viewer, await answered.text())
             await rtc.wait_for(lambda: len(got.video) >= 10, 10, "frames through the owning node")
+            # the stream's LL-HLS too (H.264: the relay prefers it), query and all
+            hls = f"/api/streams/{stream['id']}/hls"
+            for path in (f"{hls}/live.m3u8?_HLS_msn=0&_HLS_part=0", f"{hls}/init.mp4"):
+                async with http.get(f"{two.url}{path}", allow_redirects=False) as moved_hls:
+                    assert moved_hls.status == 307
+                    assert moved_hls.headers["Location"] == f"{one.url}{path}"
+                async with http.get(f"{one.url}{path}") as served:
+                    assert served.status == 200, await served.text()
         finally:
             await rtc.close(viewer, got)
             await rtc.close(pub)
