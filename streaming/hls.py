@@ -52,6 +52,7 @@ class Part:
 class Segment:
     msn: int
     started: float  # wall clock (time.time()) of its first frame
+    map_id: int = 0  # its init segment: init.mp4, then init1.mp4… after a parameter-set change
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
     data: bytes = b""
@@ -107,6 +108,17 @@ class _Track:
         self.pending = (data, decode, keyframe)
         return finished
 
+    def flush(self) -> int:
+        """The last frame, at a nominal duration (no frame follows it); its duration."""
+        if self.pending is None:
+            return 0
+        data, start, key = self.pending
+        self.pending = None
+        if self.first_decode is None:
+            self.first_decode = start
+        self.samples.append(fmp4.Sample(data, _NOMINAL[self.kind], key))
+        return _NOMINAL[self.kind]
+
     def take(self, until: int | None = None) -> fmp4.Run | None:
         """The samples so far (audio: those that start before `until`) as one run."""
         if self.first_decode is None or self.track is None:
@@ -129,7 +141,7 @@ class LiveHls:
     def __init__(self, stream_id: str, request_keyframe: Callable[[], None]) -> None:
         self.stream_id = stream_id
         self.unsupported: str | None = None  # the video codec, when it is not H.264
-        self.init: bytes | None = None
+        self.inits: list[bytes] = []  # init segments, one per set of H.264 parameters seen
         self.segments: OrderedDict[int, Segment] = OrderedDict()
         self.has_audio = False
         self.request_keyframe = request_keyframe
@@ -146,42 +158,54 @@ class LiveHls:
         self.recorder: Recorder | None = None  # the recording, when the node keeps them
 
     # -- frames in ------------------------------------------------------------------------------
+    @property
+    def init(self) -> bytes | None:
+        return self.inits[0] if self.inits else None
+
     def video(self, data: bytes, rtp: int, keyframe: bool) -> None:
         now = time.monotonic()
+        units = fmp4.nal_units(data)
+        new_map = keyframe and self._parameters(units)
         if self._started is None:
-            units = fmp4.nal_units(data)
-            sps = next((u for u in units if u[0] & 0x1F == 7), None)
-            pps = next((u for u in units if u[0] & 0x1F == 8), None)
-            if not keyframe or sps is None or pps is None:
+            if not self.inits:
                 self.request_keyframe()
                 return
-            width, height = fmp4.sps_size(sps)
-            self._video.track = fmp4.Track(1, "video", fmp4.VIDEO_TIMESCALE, width, height, sps, pps)
-            tracks = [self._video.track]
-            if self.has_audio:
-                self._audio.track = fmp4.Track(2, "audio", fmp4.AUDIO_TIMESCALE)
-                tracks.append(self._audio.track)
-            self.init = fmp4.init_segment(tracks)
-            if self.recorder is not None:
-                self.recorder.init(self.init)
             self._started = now
         decode = self._video.clock.place(rtp, now - self._started, _NOMINAL["video"])
-        finished = self._video.push(fmp4.avc_sample(fmp4.nal_units(data)), decode, keyframe)
+        finished = self._video.push(fmp4.avc_sample(units), decode, keyframe)
         if finished is not None:
             self._part_video += finished.duration
         segment = self._open
         open_s = segment.duration + self._part_video / fmp4.VIDEO_TIMESCALE if segment else 0.0
-        if segment is None or (keyframe and open_s >= SEGMENT_TARGET_S * 0.75):
+        if segment is None or (keyframe and (new_map or open_s >= SEGMENT_TARGET_S * 0.75)):
             if segment is not None:
                 self._cut_part()
                 self._close_segment()
-            self._open = Segment(self._next_msn(), time.time())
+            self._open = Segment(self._next_msn(), time.time(), len(self.inits) - 1)
             self._keyframe_asked = False
         elif self._part_video >= PART_TARGET_S * 0.8 * fmp4.VIDEO_TIMESCALE:
             self._cut_part()
         if not self._keyframe_asked and open_s >= SEGMENT_TARGET_S - 2 * PART_TARGET_S:
             self._keyframe_asked = True
             self.request_keyframe()
+
+    def _parameters(self, units: list[bytes]) -> bool:
+        """A keyframe's SPS/PPS: a new init segment when they differ from the last (a publisher
+        whose encoder changed resolution, say); whether one was made."""
+        sps = next((u for u in units if u[0] & 0x1F == 7), None)
+        pps = next((u for u in units if u[0] & 0x1F == 8), None)
+        current = self._video.track
+        if sps is None or pps is None or (current is not None and (current.sps, current.pps) == (sps, pps)):
+            return False
+        width, height = fmp4.sps_size(sps)
+        self._video.track = fmp4.Track(1, "video", fmp4.VIDEO_TIMESCALE, width, height, sps, pps)
+        if self.has_audio and self._audio.track is None:
+            self._audio.track = fmp4.Track(2, "audio", fmp4.AUDIO_TIMESCALE)
+        tracks = [t for t in (self._video.track, self._audio.track) if t is not None]
+        self.inits.append(fmp4.init_segment(tracks))
+        if self.recorder is not None:
+            self.recorder.init(len(self.inits) - 1, self.inits[-1])
+        return True
 
     def audio(self, data: bytes, rtp: int, keyframe: bool) -> None:
         if self._started is None or self._audio.track is None:
@@ -222,7 +246,9 @@ class LiveHls:
         segment.complete = True
         segment.data = b"".join(part.data for part in segment.parts)
         if self.recorder is not None:
-            self.recorder.segment(segment.msn, segment.duration, segment.started, segment.data)
+            self.recorder.segment(
+                segment.msn, segment.duration, segment.started, segment.map_id, segment.data
+            )
         while sum(s.complete for s in self.segments.values()) > WINDOW_SEGMENTS:
             self.segments.popitem(last=False)
         self._wake()
@@ -287,11 +313,14 @@ class LiveHls:
             f"#EXT-X-PART-INF:PART-TARGET={PART_TARGET_S:.3f}",
             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * PART_TARGET_S:.3f}",
             f"#EXT-X-MEDIA-SEQUENCE:{next(iter(self.segments), 0)}",
-            '#EXT-X-MAP:URI="init.mp4"',
         ]
+        map_id = -1
         msns = list(self.segments)
         listed_from = msns[-PARTS_LISTED - 1] if len(msns) > PARTS_LISTED else 0
         for msn, segment in self.segments.items():
+            if segment.map_id != map_id:
+                map_id = segment.map_id
+                lines.append(f'#EXT-X-MAP:URI="{init_name(map_id)}"')
             when = datetime.fromtimestamp(segment.started, UTC).isoformat(timespec="milliseconds")
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{when.replace('+00:00', 'Z')}")
             if msn >= listed_from:
@@ -309,9 +338,10 @@ class LiveHls:
         return "\n".join(lines) + "\n"
 
     async def media(self, name: str) -> bytes:
-        """init.mp4, seg{msn}.m4s or part{msn}.{index}.m4s; the next part is waited for."""
-        if name == "init.mp4" and self.init is not None:
-            return self.init
+        """init(n).mp4, seg{msn}.m4s or part{msn}.{index}.m4s; the next part is waited for."""
+        for map_id, init in enumerate(self.inits):
+            if name == init_name(map_id):
+                return init
         msn, index = _media_name(name)
         if index is not None:
             segment = self.segments.get(msn)
@@ -328,10 +358,17 @@ class LiveHls:
 
     def close(self) -> None:
         """The stream ended: its last frames make a last segment, and waiting requests end."""
+        if self._open is not None:
+            self._part_video += self._video.flush()
+            self._audio.flush()
         self._cut_part()
         self._close_segment()
         self._open = None
         self._wake()
+
+
+def init_name(map_id: int) -> str:
+    return "init.mp4" if map_id == 0 else f"init{map_id}.mp4"
 
 
 def _media_name(name: str) -> tuple[int, int | None]:

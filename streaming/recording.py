@@ -30,7 +30,7 @@ from streaming.timeline import Timeline
 logger = logging.getLogger("livecart.recording")
 
 PLAYLIST = "replay.m3u8"
-_NAME = re.compile(r"^(init\.mp4|seg\d{1,9}\.m4s|replay\.m3u8|timeline\.json)$")
+_NAME = re.compile(r"^(init\d{0,9}\.mp4|seg\d{1,9}\.m4s|replay\.m3u8|timeline\.json)$")
 _STREAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_PENDING = 64  # segments waiting to be written before the recorder drops (and says so)
 
@@ -104,18 +104,21 @@ class FileRecordings:
         return await asyncio.to_thread(scan)
 
 
-def vod_playlist(segments: list[tuple[int, float, float]]) -> str:
-    """(msn, duration s, started Unix s) per segment, in order."""
-    target = max(1, math.ceil(max((d for _, d, _ in segments), default=1.0)))
+def vod_playlist(segments: list[tuple[int, float, float, int]]) -> str:
+    """(msn, duration s, started Unix s, init segment number) per segment, in order."""
+    target = max(1, math.ceil(max((s[1] for s in segments), default=1.0)))
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:6",
         f"#EXT-X-TARGETDURATION:{target}",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         f"#EXT-X-MEDIA-SEQUENCE:{segments[0][0] if segments else 0}",
-        '#EXT-X-MAP:URI="init.mp4"',
     ]
-    for msn, duration, started in segments:
+    last_map = -1
+    for msn, duration, started, map_id in segments:
+        if map_id != last_map:
+            last_map = map_id
+            lines.append(f'#EXT-X-MAP:URI="{"init.mp4" if map_id == 0 else f"init{map_id}.mp4"}"')
         when = datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         lines += [f"#EXT-X-PROGRAM-DATE-TIME:{when}", f"#EXTINF:{duration:.3f},", f"seg{msn}.m4s"]
     lines.append("#EXT-X-ENDLIST")
@@ -128,7 +131,7 @@ class Recorder:
     def __init__(self, store: RecordingStore, stream_id: str, timeline: Timeline | None = None) -> None:
         self._store = store
         self.stream_id = stream_id
-        self.segments: list[tuple[int, float, float]] = []
+        self.segments: list[tuple[int, float, float, int]] = []
         self._queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         self._task = asyncio.ensure_future(self._write_all())
         self.dropped = 0
@@ -147,12 +150,12 @@ class Recorder:
         except Exception as exc:  # the broker is down: read again next time
             log(logger, logging.WARNING, "timeline not read", stream=self.stream_id, error=repr(exc))
 
-    def init(self, data: bytes) -> None:
-        self._put("init.mp4", data)
+    def init(self, map_id: int, data: bytes) -> None:
+        self._put("init.mp4" if map_id == 0 else f"init{map_id}.mp4", data)
 
-    def segment(self, msn: int, duration: float, started: float, data: bytes) -> None:
+    def segment(self, msn: int, duration: float, started: float, map_id: int, data: bytes) -> None:
         if self._put(f"seg{msn}.m4s", data):
-            self.segments.append((msn, duration, started))
+            self.segments.append((msn, duration, started, map_id))
 
     def _put(self, name: str, data: bytes) -> bool:
         if self._queue.qsize() >= MAX_PENDING:

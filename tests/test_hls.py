@@ -236,7 +236,7 @@ async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, 
 
 def test_recordings_older_than_the_retention_are_removed(tmp_path: Path) -> None:
     store = recording.FileRecordings(tmp_path)
-    playlist = recording.vod_playlist([(0, 2.0, time.time())]).encode()
+    playlist = recording.vod_playlist([(0, 2.0, time.time(), 0)]).encode()
 
     async def run() -> tuple[int, bytes | None, bytes | None]:
         for stream_id in ("str_old", "str_new"):
@@ -266,6 +266,39 @@ async def test_no_hls_for_a_vp8_stream_or_a_stream_that_is_not_live(hls_api: Api
         assert body["error"]["code"] == "hls_needs_h264"
     finally:
         await pub.close()
+
+
+def _h264(width: int, height: int, count: int) -> list[tuple[bytes, bool]]:
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    frames = []
+    for index in range(count):
+        picture = av.VideoFrame(width, height, "yuv420p")
+        picture.planes[0].update(bytes([index * 4 % 256]) * (picture.planes[0].line_size * height))
+        picture.pts = index
+        frames += [(bytes(p), bool(p.is_keyframe)) for p in codec.encode(picture)]
+    return frames
+
+
+def test_a_new_resolution_starts_a_segment_with_its_own_init_segment(tmp_path: Path) -> None:
+    """A browser's encoder scales its picture under load: the keyframe with new parameter sets
+    starts a segment, announced with its own EXT-X-MAP, that plays at the new size."""
+    live = hls.LiveHls("str_resize", lambda: None)
+    frames = _h264(320, 240, 40) + _h264(640, 360, 40)
+    for index, (data, keyframe) in enumerate(frames):
+        live.video(data, index * 3000, keyframe)
+    live.close()
+    text = live.playlist()
+    assert tags(text)["#EXT-X-MAP"] == ['URI="init.mp4"', 'URI="init1.mp4"']
+    last = list(live.segments.values())[-1]
+    assert last.complete and last.map_id == 1
+    clip = tmp_path / "resized.mp4"
+    clip.write_bytes(live.inits[1] + last.data)
+    with av.open(str(clip)) as container:
+        video = container.streams.video[0]
+        assert (video.width, video.height) == (640, 360)
+        assert sum(1 for p in container.demux(video) if p.size) == 40
 
 
 def test_the_size_is_read_from_the_sequence_parameter_set() -> None:
