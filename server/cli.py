@@ -132,6 +132,9 @@ async def _prepare(settings: Settings, *, seed_demo: bool) -> None:
             )
             print(f"  publish (WHIP, host token, e.g. from OBS): {url}/whip", flush=True)
             print(f"  watch (WHEP):                              {url}/whep", flush=True)
+            print(f"  watch (LL-HLS, when it is sent in H.264):  {url}/hls/live.m3u8", flush=True)
+            replay = f"{base}/replay/{seeded.stream_id}"
+            print(f"  replay page (after the show):              {replay}", flush=True)
             websocket = "ws" + url.removeprefix("http")  # http → ws, https → wss
             print(f"  live events (WebSocket):                   {websocket}/ws", flush=True)
     finally:
