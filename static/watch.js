@@ -207,28 +207,34 @@ function renderTransport() {
   box.title = kind === "hls" ? "Playing over HLS: a few seconds behind the host" : "Playing in real time (WebRTC)";
 }
 
-function startWebrtc() {
-  const player = new Player({
-    url: `/api/streams/${encodeURIComponent(id)}/whep`,
-    token: page.me && page.me.token,
+// The page's one player: WebRTC or HLS, whichever plays; a failure other than "seats taken"
+// is reported and the room's next `stream` event starts a player again.
+function play(kind, Kind, options) {
+  const player = new Kind({
+    ...options,
     video: $("#video"),
     onState: (state, detail) => {
       if (player !== page.player) return;
-      if (state === "failed" && detail && detail.code === "webrtc_full") {
+      if (state === "failed" && kind === "webrtc" && detail && detail.code === "webrtc_full") {
         startHls(); // the front row is full: the same show over HLS
         return;
       }
       if (state === "failed") {
         report("video", detail);
-        // not live (yet, or any more): the room's next `stream` event starts it again
         page.player = null;
       }
       renderState();
     },
   });
-  player.kind = "webrtc";
+  player.kind = kind;
   page.player = window.e2e.player = player;
   player.start();
+  renderTransport();
+  return player;
+}
+
+function startWebrtc() {
+  const player = play("webrtc", Player, { url: `/api/streams/${encodeURIComponent(id)}/whep`, token: page.me && page.me.token });
   clearTimeout(page.patience);
   page.patience = setTimeout(async () => {
     // WebRTC has not connected (a network that blocks UDP, say): HLS, if the show has it
@@ -245,22 +251,7 @@ function hlsUrl() {
 function startHls() {
   clearTimeout(page.patience);
   if (page.player) page.player.stop({ tell: true });
-  const player = new HlsPlayer({
-    url: hlsUrl(),
-    video: $("#video"),
-    onState: (state, detail) => {
-      if (player !== page.player) return;
-      if (state === "failed") {
-        report("video", detail);
-        page.player = null;
-      }
-      renderState();
-    },
-  });
-  player.kind = "hls";
-  page.player = window.e2e.player = player;
-  player.start();
-  renderTransport();
+  play("hls", HlsPlayer, { url: hlsUrl() });
 }
 
 function syncPlayer() {
