@@ -43,13 +43,15 @@ class HlsStreams:
         live = self.live.get(stream_id)
         return live is not None and live.unsupported is None and live.request_keyframe is not _nobody
 
-    async def end(self, stream_id: str) -> None:
-        """The stream ended here: close its segmenter and complete its recording."""
+    async def end(self, stream_id: str, *, complete: bool = True) -> None:
+        """The stream is no longer relayed here: close its segmenter, write what it recorded,
+        and complete the recording (timeline, VOD playlist) when the show is over (`complete`;
+        not when this node shuts down or lets another node take the stream)."""
         live = self.live.pop(stream_id, None)
         if live is not None:
             live.close()
             if live.recorder is not None:
-                await live.recorder.finish()
+                await live.recorder.finish(complete=complete)
 
     async def recorded(self, stream_id: str, name: str) -> bytes | None:
         """A file of the stream's recording (init, segment or VOD playlist), if there is one."""

@@ -167,13 +167,14 @@ class Recorder:
         self._queue.put_nowait((name, data))
         return True
 
-    async def finish(self) -> None:
-        """Write what is queued, the timeline, then the VOD playlist (only with a segment)."""
+    async def finish(self, *, complete: bool = True) -> None:
+        """Write what is queued; then, for a show that is over, the timeline and the VOD
+        playlist (only with a segment)."""
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        if self.segments:
+        if complete and self.segments:
             if self.timeline is not None:
                 await self._catch_up()
                 self._queue.put_nowait((timeline_file.FILE, self.timeline.encode(self.segments[0][2])))

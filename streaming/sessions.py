@@ -93,7 +93,7 @@ class Sessions:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         for relay in list(self.relays.values()):
-            await self._end(relay, mark_ended=False)
+            await self._end(relay, mark_ended=False, complete=False)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -321,7 +321,7 @@ class Sessions:
             track.stop()
         await peers.close_quietly(peer.pc)
 
-    async def _end(self, relay: StreamRelay, *, mark_ended: bool = True) -> None:
+    async def _end(self, relay: StreamRelay, *, mark_ended: bool = True, complete: bool = True) -> None:
         if relay.ended:
             return
         relay.ended = True
@@ -338,7 +338,7 @@ class Sessions:
         for feed in relay.feeds.values():
             await feed.close()
         relay.feeds.clear()
-        await self.hls.end(relay.stream_id)
+        await self.hls.end(relay.stream_id, complete=complete)  # complete: the show is over
         try:
             await self._directory.release(relay.stream_id, self.node_url)
             if mark_ended:
@@ -378,7 +378,7 @@ class Sessions:
         stream = await self._streams.get(relay.stream_id)
         if owner != self.node_url or stream.ended:
             # Ended over HTTP, or another node holds it now: this node lets go.
-            await self._end(relay, mark_ended=False)
+            await self._end(relay, mark_ended=False, complete=stream.ended)
 
     async def stream_ended(self, stream_id: str) -> None:
         """The stream ended through this node (the host's `end`): close its sessions now."""

@@ -18,7 +18,7 @@ import pytest
 
 from config.settings import Settings
 from server.app import create_app
-from streaming import fmp4, hls, hooks, recording
+from streaming import fmp4, hls, hls_node, hooks, recording
 from streaming.app import RELAY_SETTINGS, SHOW
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
@@ -299,6 +299,26 @@ def test_a_new_resolution_starts_a_segment_with_its_own_init_segment(tmp_path: P
         video = container.streams.video[0]
         assert (video.width, video.height) == (640, 360)
         assert sum(1 for p in container.demux(video) if p.size) == 40
+
+
+def test_a_node_that_lets_a_show_go_keeps_its_segments_but_does_not_close_the_replay(tmp_path: Path) -> None:
+    """A node shutting down (or losing the stream to another) writes what it recorded; only the
+    node that ends the show writes the timeline and the VOD playlist."""
+    frames = _h264(160, 120, 90)
+
+    async def record(complete: bool) -> list[str]:
+        store = recording.FileRecordings(tmp_path / str(complete))
+        streams = hls_node.HlsStreams(store)
+        taps: list[hls.Tap] = []
+        streams.follow("str_show", "video", "H264", taps, lambda: None)
+        for index, (data, keyframe) in enumerate(frames):
+            taps[0](data, index * 3000, keyframe)
+        await streams.end("str_show", complete=complete)
+        return sorted(path.name for path in (tmp_path / str(complete) / "str_show").iterdir())
+
+    kept = asyncio.run(record(False))
+    assert "init.mp4" in kept and "seg0.m4s" in kept and recording.PLAYLIST not in kept
+    assert recording.PLAYLIST in asyncio.run(record(True))
 
 
 def test_the_size_is_read_from_the_sequence_parameter_set() -> None:
