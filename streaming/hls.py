@@ -144,6 +144,7 @@ class LiveHls:
         self.inits: list[bytes] = []  # init segments, one per set of H.264 parameters seen
         self.segments: OrderedDict[int, Segment] = OrderedDict()
         self.has_audio = False
+        self.has_video = False  # an H.264 feed is followed
         self.request_keyframe = request_keyframe
         self._video = _Track("video", fmp4.VIDEO_TIMESCALE)
         self._audio = _Track("audio", fmp4.AUDIO_TIMESCALE)

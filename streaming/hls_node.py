@@ -33,6 +33,7 @@ class HlsStreams:
             live.unsupported = None if codec.upper() == "H264" else codec
             if live.unsupported is None:
                 live.request_keyframe = keyframe
+                live.has_video = True
                 taps.append(live.video)
         else:
             live.has_audio = True
@@ -41,7 +42,7 @@ class HlsStreams:
     def serves(self, stream_id: str) -> bool:
         """Whether the stream is live here in H.264, so HLS can take its viewers."""
         live = self.live.get(stream_id)
-        return live is not None and live.unsupported is None and live.request_keyframe is not _nobody
+        return live is not None and live.unsupported is None and live.has_video
 
     async def end(self, stream_id: str, *, complete: bool = True) -> None:
         """The stream is no longer relayed here: close its segmenter, write what it recorded,
