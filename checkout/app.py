@@ -103,6 +103,7 @@ async def running(
         sales,
         settlement,
         ticker,
+        grant_store,
         reservation_ttl_s=settings.reservation_ttl_s,
         sale_hold_ttl_s=settings.sale_hold_ttl_s,
         max_order_quantity=settings.max_order_quantity,

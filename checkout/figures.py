@@ -23,7 +23,7 @@ from checkout.reports_sql import ReportStore
 from checkout.sales import Sales
 from checkout.streams import StreamFacts, StreamLookup
 from core.db.driver import StoreError
-from core.errors import Forbidden, NotFound, Unavailable
+from core.errors import Conflict, Forbidden, NotFound, Unavailable
 from core.identity import Account, Role, owns, require
 from core.logs import log
 
@@ -60,6 +60,25 @@ class MinuteFigures(msgspec.Struct):
     gmv: int
 
 
+class ReplayProductFigures(msgspec.Struct):
+    product_id: str
+    orders: int
+    units: int
+    gmv: int
+
+
+class ReplayFigures(msgspec.Struct):
+    """The replay's own audience and sales, after the show: never part of the show's figures."""
+
+    views: int  # times the replay was started
+    gmv: int  # minor units of the figures' currency
+    orders: int
+    units: int
+    buyers: int
+    conversion: float  # buyers / views (0 with no views yet)
+    products: list[ReplayProductFigures]
+
+
 class SalesFigures(msgspec.Struct):
     stream_id: str
     gmv: int  # minor units of `currency`
@@ -74,6 +93,10 @@ class SalesFigures(msgspec.Struct):
     products: list[ProductFigures]
     timeline: list[MinuteFigures]
     ended_at: float | None  # set once the show is over: the figures are then its report
+    replay: ReplayFigures
+
+
+NO_REPLAY = ReplayFigures(views=0, gmv=0, orders=0, units=0, buyers=0, conversion=0.0, products=[])
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +204,32 @@ class Figures:
             products=products,
             timeline=[MinuteFigures(m.t, m.orders, m.gmv) for m in kept.timeline if m.currency == currency],
             ended_at=report.ended_at if report else stream.ended_at,
+            replay=await self._replay(scope, currency) if stream.ended else NO_REPLAY,
         )
+
+    async def _replay(self, scope: Scope, currency: str) -> ReplayFigures:
+        kept = await self._orders.replay_sales(scope.stream.id, scope.brand_id)
+        views = await self._reports.replay_views(scope.stream.id)
+        sold = [p for p in kept.products if p.currency == currency]
+        return ReplayFigures(
+            views=views,
+            gmv=sum(p.gmv for p in sold),
+            orders=kept.orders,
+            units=kept.units,
+            buyers=kept.buyers,
+            conversion=round(kept.buyers / views, 4) if views else 0.0,
+            products=[ReplayProductFigures(p.product_id, p.orders, p.units, p.gmv) for p in sold],
+        )
+
+    async def count_replay_view(self, stream_id: str) -> None:
+        """Someone started the replay: 404 for no such stream, 409 while the show is still on."""
+        stream = await self._streams.get_stream(stream_id)
+        if stream is None:
+            raise NotFound(f"no stream with id {stream_id!r}", code="stream_not_found")
+        if not stream.ended:
+            raise Conflict("the show is still on: its replay starts when it ends", code="stream_not_ended")
+        await self._reports.count_replay_view(stream_id)
+        await nudge(self._watcher, sales_key(stream_id))
 
     async def _live(self, stream_id: str, lineup: list[Product]) -> tuple[int, int, dict[str, int]]:
         """What the running show knows: its room's viewers and the units left to sell (the

@@ -15,13 +15,15 @@ import logging
 import time
 
 from checkout.catalog_sql import ProductStore
+from checkout.consent import require_grants
+from checkout.grants_sql import GrantStore
 from checkout.orders_sql import ORDER, HeldTooMany, OrderStore
 from checkout.payments import PaymentProvider
-from checkout.records import FINAL, Order, OrderStatus
+from checkout.records import FINAL, LIVE, REPLAY, Order, OrderStatus
 from checkout.sales import Sales
 from checkout.sales_sql import NotEnoughStock
 from checkout.settlement import Settlement
-from checkout.stock import HoldLimitReached, SoldOut, Stock
+from checkout.stock import HoldLimitReached, SaleEnded, SoldOut, Stock
 from checkout.streams import StreamFacts, StreamLookup
 from checkout.ticker import StockTicker
 from core import ids
@@ -70,6 +72,7 @@ class Orders:
         sales: Sales,
         settlement: Settlement,
         ticker: StockTicker,
+        grants: GrantStore,
         *,
         reservation_ttl_s: float,
         sale_hold_ttl_s: float,
@@ -84,6 +87,7 @@ class Orders:
         self._sales = sales
         self._settlement = settlement
         self._ticker = ticker
+        self._grants = grants
         self.ttl = reservation_ttl_s
         self.sale_ttl = sale_hold_ttl_s
         self.max_quantity = max_order_quantity
@@ -131,20 +135,24 @@ class Orders:
         stream = await self._stream(stream_id)
         if stream is None:
             raise Invalid("stream_id", f"no stream with id {stream_id!r}", code="unknown_stream")
-        if stream.ended:
-            raise Conflict("the stream has ended", code="stream_ended")
         if product_id not in stream.product_ids:
             if await self._products.get_product(product_id) is None:
                 raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
             raise Invalid("product_id", "that product is not in this stream", code="product_not_in_stream")
         now = time.time()
-        sale = await self._sales.for_order(stream.id, product_id, sale_id, now)
+        # A show that is over sells its lineup from the replay, at the regular price (a sale it
+        # names is over: 409 sale_ended), while the brand still grants its host.
+        if stream.ended and sale_id is not None:
+            raise SaleEnded("the sale ended with the show")
+        sale = None if stream.ended else await self._sales.for_order(stream.id, product_id, sale_id, now)
         if sale is not None:  # the sale fixes price and currency: no product read on the rush path
             unit_price, currency = sale.price, sale.currency
         else:
             product = await self._products.get_product(product_id)
             if product is None:
                 raise Invalid("product_id", f"no product with id {product_id!r}", code="unknown_product")
+            if stream.ended:
+                await require_grants(self._grants, stream.host_id, [product])
             unit_price, currency = product.price, product.currency
         order_id = ids.new_id(ORDER)
         ttl = self.sale_ttl if sale is not None else self.ttl  # a rush's holds turn over faster
@@ -168,6 +176,7 @@ class Orders:
             updated_at=now,
             expires_at=now + ttl,
             paid_at=None,
+            channel=REPLAY if stream.ended else LIVE,
         )
         if sale is not None:
             # Taking the units first: the order row exists only for units that were there.

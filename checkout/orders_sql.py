@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from dataclasses import fields
 from typing import Any
 
+from checkout import figures_sql
 from checkout.records import (
     STOCK_RETURNED,
-    MinuteSales,
     Order,
     OrderStatus,
-    ProductSales,
     StreamSales,
     allowed,
 )
@@ -65,47 +63,6 @@ class HeldTooMany(Exception):
     def __init__(self, held: int) -> None:
         super().__init__(f"{held} units held unpaid")
         self.held = held
-
-
-async def _count_sale(conn: Conn, order: Order, sign: int) -> None:
-    """Add a paid order to the stream's figures (sign +1), or take a refunded one back out (-1),
-    in the minute it was paid in."""
-    assert order.paid_at is not None
-    minute = float(math.floor(order.paid_at / 60) * 60)
-    await conn.execute(
-        "INSERT INTO sales_figures (stream_id, product_id, currency, minute, orders, units, gmv)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_id, product_id, currency, minute)"
-        " DO UPDATE SET orders = sales_figures.orders + excluded.orders,"
-        " units = sales_figures.units + excluded.units, gmv = sales_figures.gmv + excluded.gmv",
-        order.stream_id,
-        order.product_id,
-        order.currency,
-        minute,
-        sign,
-        sign * order.quantity,
-        sign * order.amount,
-    )
-    brand = await conn.fetchone("SELECT brand_id FROM products WHERE id = $1", order.product_id)
-    for scope in ["", *([brand["brand_id"]] if brand else [])]:  # the whole stream, the brand
-        row = await conn.fetchone(
-            "INSERT INTO sales_buyers (stream_id, scope, viewer_id, orders) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (stream_id, scope, viewer_id)"
-            " DO UPDATE SET orders = sales_buyers.orders + excluded.orders RETURNING orders",
-            order.stream_id,
-            scope,
-            order.viewer_id,
-            sign,
-        )
-        assert row is not None
-        if int(row["orders"]) == (1 if sign > 0 else 0):  # a buyer's first order here, or last one gone
-            await conn.execute(
-                "INSERT INTO sales_buyer_counts (stream_id, scope, buyers) VALUES ($1, $2, $3)"
-                " ON CONFLICT (stream_id, scope)"
-                " DO UPDATE SET buyers = sales_buyer_counts.buyers + excluded.buyers",
-                order.stream_id,
-                scope,
-                sign,
-            )
 
 
 class OrderStore:
@@ -267,9 +224,9 @@ class OrderStore:
             if moved is None:
                 return order, False
             if to is OrderStatus.PAID:
-                await _count_sale(conn, _order(moved), +1)
+                await figures_sql.count_sale(conn, _order(moved), +1)
             elif to is OrderStatus.REFUNDED:  # only a paid order is refunded
-                await _count_sale(conn, order, -1)
+                await figures_sql.count_sale(conn, order, -1)
             if to in STOCK_RETURNED and order.sale_id is None:
                 await conn.execute(
                     "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1",
@@ -312,48 +269,10 @@ class OrderStore:
         return [_order(row) for row in rows]
 
     async def stream_sales(self, stream_id: str, brand_id: str | None = None) -> StreamSales:
-        """What the stream's paid orders add up to, for all its products or a brand's only:
-        read from the figures kept with each payment and refund, so its cost follows the
-        stream's products and minutes, never its orders or buyers. One read transaction, so
-        the parts agree with each other."""
-        scope = "stream_id = $1"
-        args: list[Any] = [stream_id]
-        if brand_id is not None:
-            scope += " AND product_id IN (SELECT id FROM products WHERE brand_id = $2)"
-            args.append(brand_id)
-        async with self._db.transaction(write=False) as conn:
-            products = await conn.fetchall(
-                "SELECT product_id, currency, SUM(orders) AS orders, SUM(units) AS units, SUM(gmv) AS gmv"
-                f" FROM sales_figures WHERE {scope} GROUP BY product_id, currency HAVING SUM(orders) > 0"
-                " ORDER BY product_id, currency",
-                *args,
-            )
-            buyers = await conn.fetchone(
-                "SELECT buyers FROM sales_buyer_counts WHERE stream_id = $1 AND scope = $2",
-                stream_id,
-                brand_id or "",
-            )
-            minutes = await conn.fetchall(
-                "SELECT minute, currency, SUM(orders) AS orders, SUM(gmv) AS gmv"
-                f" FROM sales_figures WHERE {scope} GROUP BY minute, currency HAVING SUM(orders) > 0"
-                " ORDER BY minute, currency",
-                *args,
-            )
-        by_product = tuple(
-            ProductSales(r["product_id"], r["currency"], int(r["orders"]), int(r["units"]), int(r["gmv"]))
-            for r in products
-        )
-        return StreamSales(
-            stream_id=stream_id,
-            orders=sum(p.orders for p in by_product),
-            units=sum(p.units for p in by_product),
-            buyers=int(buyers["buyers"]) if buyers else 0,
-            products=by_product,
-            timeline=tuple(
-                MinuteSales(float(r["minute"]), r["currency"], int(r["orders"]), int(r["gmv"]))
-                for r in minutes
-            ),
-        )
+        return await figures_sql.stream_sales(self._db, stream_id, brand_id)
+
+    async def replay_sales(self, stream_id: str, brand_id: str | None = None) -> StreamSales:
+        return await figures_sql.replay_sales(self._db, stream_id, brand_id)
 
     async def webhook_event_seen(self, event_id: str) -> bool:
         row = await self._db.fetchone("SELECT id FROM webhook_events WHERE id = $1", event_id)

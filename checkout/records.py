@@ -120,6 +120,10 @@ class Order:
     paid_at: float | None
     # Set when settlement claims the order because its money is held (see settlement.py).
     authorized_at: float | None = None
+    channel: str = "live"  # LIVE, or REPLAY: bought from the replay once the show was over
+
+
+LIVE, REPLAY = "live", "replay"
 
 
 # -- what paid orders add up to (brand monitoring reads these) -------------------------
@@ -150,4 +154,4 @@ class StreamSales:
     units: int
     buyers: int  # distinct viewers with a paid order
     products: tuple[ProductSales, ...]
-    timeline: tuple[MinuteSales, ...]  # per minute of payment, oldest first
+    timeline: tuple[MinuteSales, ...]  # per minute of payment, oldest first (none for a replay's)

@@ -39,6 +39,7 @@ COLUMNS = (
     "amount",
     "currency",
     "buyer",
+    "channel",
 )
 
 
@@ -171,6 +172,7 @@ def _export_row(row: ExportRow, titles: Mapping[str, str], names: Mapping[str, s
         row.amount,
         row.currency,
         _cell(names.get(row.viewer_id, "")),
+        row.channel,
     )
 
 

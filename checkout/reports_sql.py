@@ -46,9 +46,10 @@ class ExportRow:
     amount: int
     currency: str
     viewer_id: str
+    channel: str
 
 
-_EXPORT = "id, paid_at, status, product_id, quantity, unit_price, amount, currency, viewer_id"
+_EXPORT = "id, paid_at, status, product_id, quantity, unit_price, amount, currency, viewer_id, channel"
 
 
 class ReportStore:
@@ -154,6 +155,18 @@ class ReportStore:
                 int(r["amount"]),
                 r["currency"],
                 r["viewer_id"],
+                r["channel"],
             )
             for r in rows
         ]
+
+    async def count_replay_view(self, stream_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO replay_views (stream_id, views) VALUES ($1, 1)"
+            " ON CONFLICT (stream_id) DO UPDATE SET views = replay_views.views + 1",
+            stream_id,
+        )
+
+    async def replay_views(self, stream_id: str) -> int:
+        row = await self._db.fetchone("SELECT views FROM replay_views WHERE stream_id = $1", stream_id)
+        return int(row["views"]) if row else 0

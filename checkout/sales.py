@@ -7,6 +7,7 @@ once, whichever way it ends (the host, the countdown, or its last unit paid for)
 
 from __future__ import annotations
 
+import logging
 import time
 
 from chat.announce import Publisher, announce
@@ -18,9 +19,13 @@ from checkout.sales_sql import NotEnoughStock, SaleRunning, SaleStore
 from checkout.stock import SaleEnded, Stock
 from checkout.streams import StreamFacts, StreamLookup, own_stream
 from core import events
-from core.errors import Conflict, Invalid, NotFound
+from core.db.driver import StoreError
+from core.errors import Conflict, Invalid, NotFound, Unavailable
 from core.events import SaleOut
 from core.identity import Account
+from core.logs import log
+
+logger = logging.getLogger("livecart.checkout")
 
 SALE_CACHE_SIZE = 10_000
 
@@ -144,6 +149,17 @@ class Sales:
         if first:
             await announce(self._rooms, closed.stream_id, events.SALE_END, await self.view(closed))
         return closed
+
+    async def stream_ended(self, stream_id: str) -> None:
+        """The show is over: so is its running sale (its buyers go on in the replay, at the
+        regular price); the unsold units go back to the product's stock."""
+        now = time.time()
+        try:
+            running = await self.store.current_sale(stream_id, now)
+            if running is not None:
+                await self.close(running, now)
+        except (StoreError, Unavailable) as exc:  # it still ends at its countdown's end
+            log(logger, logging.WARNING, "sale not closed with its show", stream=stream_id, error=str(exc))
 
     # -- the sale a buy is for -------------------------------------------------------------------
     async def for_order(

@@ -137,7 +137,8 @@ async def _running(
             )
         )
         show.streams.ended_listeners.append(shop.orders.forget_stream)
-        show.streams.ended_listeners.append(shop.figures.freeze)
+        show.streams.ended_listeners.append(shop.figures.freeze)  # before the sale closes: its units left
+        show.streams.ended_listeners.append(shop.sales.stream_ended)
         app[chat.app.SUBJECTS] = show.views
         app[chat.app.CHECKOUT] = RoomCheckout(shop)
         yield

@@ -211,7 +211,12 @@ async def test_bad_orders_change_nothing(shop: Api) -> None:
     assert status == 409 and error["error"]["code"] == "order_paid"
 
     await shop.call("POST", f"/api/streams/{stream['id']}/end", host["token"], expect=200)
-    status, error = await buy(shop, viewer, stream, product)
+    status, error = await shop.call(
+        "POST",
+        f"/api/streams/{stream['id']}/sales",
+        host["token"],
+        {"product_id": product["id"], "price": 990, "quantity": 1, "duration_s": 60},
+    )
     assert status == 409 and error["error"]["code"] == "stream_ended"
 
 

@@ -94,7 +94,7 @@ async def test_the_snapshot_equals_a_recount_after_any_mix_of_orders_across_two_
             await shop.product(canvas, price=800, stock=100),
         ]
         stream = await shop.stream(host, [p["id"] for p in products])
-        for n, (which, viewer, quantity, path) in enumerate(scenario):
+        for n, (which, viewer, quantity, path, _) in enumerate(scenario):  # all in the show
             node = nodes[n % 2]
             status, order = await buy(node, viewers[viewer], stream, products[which], quantity)
             assert status == 201, order

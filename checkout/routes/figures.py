@@ -78,6 +78,11 @@ async def stream_export(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def replay_view(request: web.Request) -> web.Response:
+    await request.app[SHOP].figures.count_replay_view(request.match_info["stream_id"])
+    return web.Response(status=204)
+
+
 async def brand_sales(request: web.Request) -> web.Response:
     report = await request.app[SHOP].reports.brand_sales(
         await principal(request), request.query.get("from"), request.query.get("to")
@@ -114,6 +119,16 @@ ROUTES = [
         roles=("host", "brand", "admin"),
         response_content_type="text/csv",
         errors=(401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/streams/{stream_id}/replay/views",
+        replay_view,
+        "Count one start of an ended show's replay (the replay page says so once per play)",
+        "brands",
+        roles=(),
+        status=204,
+        errors=(404, 409),
     ),
     Route(
         "GET",

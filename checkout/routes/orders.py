@@ -48,6 +48,7 @@ class OrderOut(msgspec.Struct):
     created_at: float
     expires_at: float
     payment: PaymentOut
+    channel: str  # "live", or "replay": bought from the replay after the show ended
 
 
 def order_view(order: Order, provider: PaymentProvider) -> OrderOut:
@@ -71,6 +72,7 @@ def order_view(order: Order, provider: PaymentProvider) -> OrderOut:
             client_secret=order.client_secret if order.status is OrderStatus.PENDING_PAYMENT else None,
             publishable_key=provider.publishable_key,
         ),
+        channel=order.channel,
     )
 
 
