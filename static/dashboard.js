@@ -244,6 +244,7 @@ function render() {
   if (!page.stream || !page.figures || $("#dashboard").hidden) return;
   renderHead();
   renderTiles();
+  renderReplay();
   renderChart();
   renderTable();
 }
@@ -319,6 +320,19 @@ function renderTiles() {
     $("#viewers-label").textContent = "Peak viewers";
     setTile("viewers", count.format(peak), unique ? `${count.format(unique)} unique` : "No viewers yet");
   }
+}
+
+// After the show: what its replay has done since, apart from the show's own (frozen) figures.
+function renderReplay() {
+  const r = page.figures.replay;
+  const box = $("#replay");
+  box.hidden = page.stream.state !== "ended" || !r;
+  if (box.hidden) return;
+  $("#replay-views").textContent = count.format(r.views);
+  $("#replay-orders").textContent = count.format(r.orders);
+  $("#replay-units").textContent = count.format(r.units);
+  $("#replay-gmv").textContent = money(r.gmv, page.figures.currency);
+  $("#replay-conversion").textContent = r.views ? percent.format(r.conversion) : "–";
 }
 
 function renderChart() {

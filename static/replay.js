@@ -1,14 +1,16 @@
 // A show's replay: the recording over HLS, and what happened in the show (the pinned product,
 // flash sales, chat, "… just bought") shown as the picture reaches it, from its timeline. Seeking
-// jumps the page to that moment: everything is worked out again from the events before it.
-import { $, api, el, icon, money, pathId, thumb } from "/static/lib/api.js";
+// jumps the page to that moment: everything is worked out again from the events before it. The
+// product on screen can be bought at its price today (the show's flash sales are over).
+import { $, api, el, icon, money, pathId, report, thumb } from "/static/lib/api.js";
 import { HlsPlayer } from "/static/lib/hls.js";
+import { BuySheet, checkedViewer } from "/static/lib/sheet.js";
 
 const CHAT_LINES = 40;
 const TICKER_S = 4;
 
 const id = pathId();
-const page = { stream: null, timeline: null, player: null, shown: "" };
+const page = { stream: null, timeline: null, player: null, shown: "", buy: null, counted: false };
 window.e2e = Object.assign(window.e2e || { errors: [] }, { page });
 
 // What the show looked like at `t` seconds into the recording.
@@ -52,7 +54,7 @@ function render() {
   }
 }
 
-// The product as it was shown, at its price today (a replay's flash sale is over).
+// The product as it was shown, at its price today (a replay's flash sale is over), with Buy.
 function renderProduct(item, sale) {
   const card = $("#product");
   card.hidden = !item;
@@ -62,12 +64,25 @@ function renderProduct(item, sale) {
     return;
   }
   const current = product(item.id) || item;
+  const soldOut = current.stock <= 0;
   const meta = el("div", { className: "meta" });
   if (sale && sale.product_id === item.id) meta.append(el("span", { className: "hot" }, icon("bolt"), `Flash sale in the show: ${money(sale.price, current.currency)}`));
+  if (current.stock <= 20) meta.append(el("span", { className: "left num" }, soldOut ? "Sold out" : `${current.stock} left`));
+  const focused = document.activeElement && document.activeElement.id === "buy";
   card.replaceChildren(
     thumb(current),
     el("div", { className: "info" }, el("span", { className: "t" }, current.title), el("span", { className: "price" }, money(current.price, current.currency)), meta),
+    el("button", { className: "primary buy", id: "buy", type: "button", disabled: soldOut, onclick: () => page.buy.open(current) }, soldOut ? "Sold out" : "Buy"),
   );
+  if (focused) $("#buy").focus();
+}
+
+// One view per play of the replay, counted for the brands' figures (not per seek or reload of
+// the playlist): said once, when the picture first moves.
+function countView() {
+  if (page.counted) return;
+  page.counted = true;
+  api("POST", `/api/streams/${encodeURIComponent(id)}/replay/views`).catch((error) => report("replay view", error));
 }
 
 async function start() {
@@ -85,6 +100,7 @@ async function start() {
   $("#avatar").textContent = (s.host_name || "H").slice(0, 1).toUpperCase();
   $("#title").textContent = s.title;
   document.title = `${s.title} (replay) — livecart`;
+  page.buy = new BuySheet({ streamId: id, product, me: await checkedViewer() });
   const video = $("#video");
   page.player = new HlsPlayer({
     url: `/api/streams/${encodeURIComponent(id)}/hls/replay.m3u8`,
@@ -97,6 +113,7 @@ async function start() {
   window.e2e.player = page.player;
   page.player.start();
   for (const kind of ["timeupdate", "seeked", "loadedmetadata"]) video.addEventListener(kind, render);
+  video.addEventListener("playing", countView);
   render();
 }
 

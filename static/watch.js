@@ -1,5 +1,6 @@
 // The viewer's page: the show over WHEP, the room's events over one WebSocket, Buy in a sheet.
-import { $, ApiError, api, clock, compact, el, icon, money, pathId, report, saved, thumb } from "/static/lib/api.js";
+import { $, api, clock, compact, el, icon, money, pathId, report, saved, thumb } from "/static/lib/api.js";
+import { BuySheet, checkedViewer, keptViewer } from "/static/lib/sheet.js";
 import { Room } from "/static/lib/room.js";
 import { Player } from "/static/lib/webrtc.js";
 import { HlsPlayer } from "/static/lib/hls.js";
@@ -10,15 +11,12 @@ const WEBRTC_PATIENCE_MS = 10000;
 const CHAT_LINES = 40;
 const TICKER_MS = 4000;
 const LIKE_FLUSH_MS = 300;
-const ORDER_POLL_MS = 1000;
-const ORDER_POLL_TRIES = 60;
-const VIEWER_KEY = "livecart.viewer";
 const SOLD_OUT_LINGER_S = 15;
 
 const id = pathId();
 const page = {
   stream: null,
-  me: readViewer(),
+  me: keptViewer(),
   anon: anonId(),
   room: null,
   player: null,
@@ -26,18 +24,9 @@ const page = {
   likesMine: 0,
   hearts: 0,
   ticker: null,
-  sheet: null, // what the sheet shows: {step, ...}
+  buy: null, // the Buy sheet
 };
 window.e2e = Object.assign(window.e2e || { errors: [] }, { page });
-
-function readViewer() {
-  try {
-    const me = JSON.parse(saved.get(VIEWER_KEY) || "null");
-    return me && me.token ? me : null;
-  } catch {
-    return null;
-  }
-}
 
 function anonId() {
   let anon = saved.get("livecart.anon");
@@ -139,14 +128,14 @@ function renderProduct() {
       ),
       meta,
     ),
-    el("button", { className: "primary buy", id: "buy", type: "button", disabled: soldOut || ended, onclick: () => openBuy(item) }, soldOut ? "Sold out" : "Buy"),
+    el("button", { className: "primary buy", id: "buy", type: "button", disabled: soldOut || ended, onclick: () => page.buy.open(item) }, soldOut ? "Sold out" : "Buy"),
   );
   card.hidden = false;
   if (focused) $("#buy").focus();
   card.dataset.product = item.id;
   card.dataset.sale = sale ? sale.id : "";
   // an open Buy sheet shows the price the order will be made at, whatever just changed
-  if (page.sheet && page.sheet.step === "buy" && !page.sheet.busy) renderSheet();
+  page.buy.refresh();
   tickCountdown();
 }
 
@@ -428,282 +417,19 @@ function showTicker(text) {
   }, TICKER_MS);
 }
 
-// -- the sheet: a name, then Buy → quantity → pay → the order's state ------------------------
-function closeSheet() {
-  page.sheet = null;
-  $("#sheet").hidden = true;
-  $("#sheet").replaceChildren();
-  $("#buy")?.focus();
-}
-
-function openName(reason, then) {
-  page.sheet = { step: "name", reason, then };
-  renderSheet();
-}
-
-function openBuy(item) {
-  const after = () => {
-    page.sheet = { step: "buy", productId: item.id, quantity: 1, key: null, error: null };
-    renderSheet();
-  };
-  if (!page.me) {
-    page.sheet = { step: "name", reason: "buy", then: after };
-    renderSheet();
-  } else after();
-}
-
-function sheetHead(title) {
-  return el(
-    "div",
-    { className: "head" },
-    el("h2", { id: "sheet-title", className: "info" }, title),
-    el("button", { className: "close", type: "button", "aria-label": "Close", onclick: closeSheet }, "×"),
-  );
-}
-
-function limitFor(item, sale) {
-  if (sale) return Math.max(1, Math.min(sale.per_viewer_limit || sale.remaining, sale.remaining));
-  return Math.max(1, Math.min(item.stock, 10));
-}
-
-function renderSheet() {
-  const box = $("#sheet");
-  const sheet = page.sheet;
-  if (!sheet) return closeSheet();
-  const parts = [];
-  if (sheet.step === "name") {
-    const why = { chat: "to chat", like: "to send hearts", buy: "to buy" }[sheet.reason] || "";
-    const input = el("input", { id: "viewer-name", name: "name", required: true, maxLength: 40, autocomplete: "nickname", placeholder: "e.g. Mia" });
-    const form = el(
-      "form",
-      { className: "name-form", onsubmit: (event) => { event.preventDefault(); join(input.value.trim(), sheet.then); } },
-      el("label", { htmlFor: "viewer-name" }, `Pick a name ${why}`, input),
-      sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
-      el("button", { className: "primary", type: "submit" }, "Continue"),
-    );
-    box.replaceChildren(sheetHead("Join the show"), form);
-    box.hidden = false;
-    input.focus();
-    return;
-  }
-  if (sheet.step === "buy") {
-    const item = product(sheet.productId);
-    const sale = buyableSale(item);
-    const unit = sale ? sale.price : item.price;
-    const most = limitFor(item, sale);
-    sheet.quantity = Math.min(sheet.quantity, most);
-    const step = (delta) => {
-      sheet.quantity = Math.max(1, Math.min(most, sheet.quantity + delta));
-      sheet.key = null; // another body: another order
-      renderSheet();
-    };
-    parts.push(
-      sheetHead("Buy"),
-      el(
-        "div",
-        { className: "head" },
-        thumb(item),
-        el("div", { className: "info" }, el("div", { className: "t" }, item.title), el("div", { className: "price" }, money(unit, item.currency), sale ? el("span", { className: "was" }, money(item.price, item.currency)) : null)),
-      ),
-      el(
-        "div",
-        { className: "row" },
-        el("span", { id: "qty-label" }, sale ? `Quantity (up to ${most})` : "Quantity"),
-        el(
-          "div",
-          { className: "stepper", role: "group", "aria-labelledby": "qty-label" },
-          el("button", { type: "button", id: "qty-less", "aria-label": "One less", disabled: sheet.quantity <= 1, onclick: () => step(-1) }, "−"),
-          el("output", { id: "quantity", "aria-live": "polite" }, String(sheet.quantity)),
-          el("button", { type: "button", id: "qty-more", "aria-label": "One more", disabled: sheet.quantity >= most, onclick: () => step(1) }, "+"),
-        ),
-      ),
-      el("div", { className: "row" }, el("span", {}, "Total"), el("span", { className: "total num", id: "total" }, money(unit * sheet.quantity, item.currency))),
-      sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
-      el("button", { className: "primary pay", id: "place", type: "button", disabled: sheet.busy, onclick: () => place(item) }, sheet.busy ? "Placing your order…" : `Pay ${money(unit * sheet.quantity, item.currency)}`),
-    );
-  } else if (sheet.step === "pay") {
-    const order = sheet.order;
-    const item = product(order.product_id);
-    parts.push(sheetHead("Pay"), el("div", { className: "row" }, el("span", {}, `${order.quantity} × ${item ? item.title : "item"}`), el("span", { className: "total num" }, money(order.amount, order.currency))));
-    if (order.payment.provider === "demo") {
-      parts.push(
-        el("p", { className: "demo-tag" }, "Demo payment: no card is charged and no money moves."),
-        sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null,
-        el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy, onclick: () => demoPay(order) }, sheet.busy ? "Paying…" : "Confirm demo payment"),
-      );
-    } else {
-      // one container for the sheet's life: Stripe's element lives in it across re-renders
-      sheet.container = sheet.container || el("div", { id: "payment-element" });
-      parts.push(sheet.container, sheet.error ? el("p", { className: "error", role: "alert" }, sheet.error) : null, el("button", { className: "primary pay", id: "confirm-pay", type: "button", disabled: sheet.busy || !sheet.stripeReady, onclick: () => stripePay(order) }, sheet.busy ? "Paying…" : `Pay ${money(order.amount, order.currency)}`));
-    }
-    parts.push(el("button", { type: "button", className: "small", onclick: () => cancel(order) }, "Cancel order"));
-  } else if (sheet.step === "done") {
-    const order = sheet.order;
-    const item = product(order.product_id);
-    const words = {
-      paid: ["Order confirmed", `${order.quantity} × ${item ? item.title : "item"} · ${money(order.amount, order.currency)}`],
-      pending_payment: ["Waiting for the payment…", "This takes a few seconds."],
-      failed: ["The payment did not go through", "Nothing was charged. You can try again."],
-      expired: ["The order expired", "It was not paid in time; the units went back on sale."],
-      canceled: ["Order canceled", "Nothing was charged."],
-      refunded: ["Refunded", "The amount is on its way back to you."],
-    }[order.status] || [order.status, ""];
-    parts.push(
-      sheetHead("Your order"),
-      el("div", { className: `order-state ${order.status}`, id: "order-state", dataset: { status: order.status }, role: "status" }, el("div", { className: "big" }, words[0]), el("div", { className: "muted" }, words[1])),
-      el("button", { className: "primary pay", type: "button", onclick: closeSheet }, "Keep watching"),
-    );
-  }
-  const keep = box.contains(document.activeElement) ? document.activeElement.id : null;
-  box.replaceChildren(...parts.filter(Boolean));
-  box.hidden = false;
-  if (sheet.step === "pay" && sheet.order.payment.provider !== "demo" && !sheet.mounted) mountStripe(sheet);
-  const focus = (keep && document.getElementById(keep)) || box.querySelector(".pay, #confirm-pay");
-  focus?.focus();
-}
-
-async function join(name, then) {
-  if (!name) return;
-  try {
-    const account = await api("POST", "/api/viewers", { body: { name } });
-    page.me = { id: account.id, name: account.name, token: account.token };
-    saved.set(VIEWER_KEY, JSON.stringify(page.me));
-    page.room.useToken(page.me.token);
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    page.sheet = null;
-    $("#sheet").hidden = true;
-    await waitOpen();
-    then && then();
-  } catch (error) {
-    page.sheet = { ...page.sheet, error: error.message };
-    renderSheet();
-  }
-}
-
-// After a token change the socket reconnects: wait (bounded) until it is open again.
-async function waitOpen() {
+// -- the sheet (static/lib/sheet.js): a name, then Buy → quantity → pay → the order's state ----
+async function joined(me) {
+  page.me = me;
+  page.room.useToken(me && me.token);
+  if (!me) return;
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  // after a token change the socket reconnects: wait (bounded) until it is open again
   for (let i = 0; i < 50 && page.room.state !== "open"; i += 1) await new Promise((r) => setTimeout(r, 100));
 }
 
-const REFUSALS = {
-  sold_out: "Sold out — every unit is taken right now.",
-  sale_ended: "This flash sale has ended.",
-  limit_reached: "You have reached this sale's limit per viewer.",
-  stream_ended: "The show has ended; orders are closed.",
-  rate_limited: "Too many taps — try again in a moment.",
-};
-
-async function place(item) {
-  const sheet = page.sheet;
-  const sale = buyableSale(item);
-  sheet.key = sheet.key || crypto.randomUUID();
-  sheet.busy = true;
-  sheet.error = null;
-  renderSheet();
-  try {
-    const order = await api("POST", "/api/orders", {
-      token: page.me.token,
-      headers: { "Idempotency-Key": sheet.key },
-      // naming the sale shown: if it ended meanwhile, 409 sale_ended rather than the list price
-      body: { stream_id: id, product_id: item.id, quantity: sheet.quantity, ...(sale ? { sale_id: sale.id } : {}) },
-    });
-    page.sheet = { step: "pay", order, busy: false };
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return forget();
-    sheet.busy = false;
-    sheet.error = REFUSALS[error.code] || error.message;
-    if (error.status && error.status !== 429) sheet.key = null;
-  }
-  renderSheet();
+function openName(reason, then) {
+  page.buy.askName(reason, then);
 }
-
-async function demoPay(order) {
-  const sheet = page.sheet;
-  sheet.busy = true;
-  renderSheet();
-  try {
-    const paid = await api("POST", `/api/orders/${encodeURIComponent(order.id)}/demo-pay`, { token: page.me.token });
-    page.sheet = { step: "done", order: paid };
-  } catch (error) {
-    sheet.busy = false;
-    sheet.error = error.message;
-  }
-  renderSheet();
-}
-
-async function cancel(order) {
-  try {
-    const canceled = await api("POST", `/api/orders/${encodeURIComponent(order.id)}/cancel`, { token: page.me.token });
-    page.sheet = { step: "done", order: canceled };
-    renderSheet();
-  } catch (error) {
-    page.sheet.error = error.message;
-    renderSheet();
-  }
-}
-
-// Stripe: its Payment Element, loaded from Stripe only when an order is paid through Stripe.
-function loadStripe() {
-  if (window.Stripe) return Promise.resolve(window.Stripe);
-  return new Promise((resolve, reject) => {
-    const script = el("script", { src: "https://js.stripe.com/v3/" });
-    script.onload = () => resolve(window.Stripe);
-    script.onerror = () => reject(new Error("could not load Stripe's payment form"));
-    document.head.append(script);
-  });
-}
-
-async function mountStripe(sheet) {
-  sheet.mounted = true;
-  try {
-    const Stripe = await loadStripe();
-    const payment = sheet.order.payment;
-    sheet.stripe = Stripe(payment.publishable_key);
-    sheet.elements = sheet.stripe.elements({ clientSecret: payment.client_secret });
-    sheet.elements.create("payment").mount(sheet.container);
-    sheet.stripeReady = true;
-  } catch (error) {
-    sheet.error = error.message;
-  }
-  if (page.sheet === sheet) renderSheet();
-}
-
-async function stripePay(order) {
-  const sheet = page.sheet;
-  sheet.busy = true;
-  renderSheet();
-  const { error } = await sheet.stripe.confirmPayment({ elements: sheet.elements, redirect: "if_required" });
-  if (error) {
-    sheet.busy = false;
-    sheet.error = error.message;
-    renderSheet();
-    return;
-  }
-  page.sheet = { step: "done", order: { ...order, status: "pending_payment" } };
-  renderSheet();
-  // the webhook settles it: follow the order until it does
-  for (let i = 0; i < ORDER_POLL_TRIES && page.sheet?.order?.id === order.id; i += 1) {
-    const now = await api("GET", `/api/orders/${encodeURIComponent(order.id)}`, { token: page.me.token }).catch(() => null);
-    if (now && now.status !== "pending_payment") {
-      page.sheet = { step: "done", order: now };
-      renderSheet();
-      return;
-    }
-    await new Promise((r) => setTimeout(r, ORDER_POLL_MS));
-  }
-}
-
-// A token the server no longer knows (another server, a reset): start again as a new viewer.
-function forget() {
-  saved.remove(VIEWER_KEY);
-  page.me = null;
-  page.room.useToken(null);
-  openName("buy", () => {});
-}
-
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && page.sheet) closeSheet();
-});
 
 // -- events with the picture ------------------------------------------------------------------
 // HLS plays a second or more behind the host. What the host *shows* (a pin, a sale opening or
@@ -757,15 +483,7 @@ async function start() {
     return;
   }
   renderAll();
-  if (page.me) {
-    // a kept session the server no longer knows (another server, a reset) is dropped quietly
-    await api("GET", "/api/me", { token: page.me.token }).catch((error) => {
-      if (error.status === 401) {
-        saved.remove(VIEWER_KEY);
-        page.me = null;
-      }
-    });
-  }
+  page.me = page.buy.me = await checkedViewer();
   page.room = new Room(id, {
     token: page.me && page.me.token,
     anon: page.anon,
@@ -778,4 +496,5 @@ async function start() {
   setInterval(tickCountdown, 1000);
 }
 
+page.buy = new BuySheet({ streamId: id, product, saleFor: buyableSale, joined, me: page.me });
 start();

@@ -227,6 +227,16 @@ async def test_a_brand_watches_a_purchase_raise_its_figures_without_a_reload(
     await studio.click("#confirm-end-yes")
     await until(dash, "document.querySelector('#badge').textContent === 'Ended'", what="the show's end")
     await shows(dash, "#gmv", "$97.00")
+    assert await dash.is_hidden("#replay") is False and await text_of(dash, "#replay-orders") == "0"
+    # the replay sells on, and is watched: counted apart, the show's figures stay as they ended
+    await shop.purchase(tote, 2, "Kim")
+    status, _ = await shop.call("POST", f"/api/streams/{shop.stream['id']}/replay/views")
+    assert status == 204
+    await shows(dash, "#replay-orders", "1")
+    await shows(dash, "#replay-gmv", "$78.00")
+    await shows(dash, "#replay-views", "1")
+    assert await text_of(dash, "#replay-conversion") == "100%"
+    assert await text_of(dash, "#gmv") == "$97.00" and await text_of(dash, "#orders") == "2"
     await shot(pages, dash, "dashboard-ended-desktop")
     assert await unlabelled(dash) == [] and await unlabelled(phone) == []
     await pages.check(studio, dash, phone)

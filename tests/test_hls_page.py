@@ -120,6 +120,23 @@ async def test_the_replay_plays_the_recording_and_shows_what_was_pinned_at_each_
         )
         assert item["title"] in await replay.inner_text("#product")
     await pages.shot(replay, "replay")
+    # the product on screen is bought at its regular price, as a replay sale
+    await replay.click("#buy")
+    await until(replay, "!document.querySelector('#sheet').hidden", what="the name sheet")
+    await replay.fill("#viewer-name", "Kim")
+    await replay.click("#sheet button[type=submit]")
+    await until(replay, "document.querySelector('#place')", what="the buy step")
+    assert await replay.inner_text("#place") == "Pay $39.00"  # the tote at its list price
+    await replay.click("#place")
+    await until(replay, "document.querySelector('#confirm-pay')", what="the pay step")
+    await pages.shot(replay, "replay-buy")
+    await replay.click("#confirm-pay")
+    await until(replay, "document.querySelector('#order-state[data-status=paid]')", what="the paid order")
+    status, figures = await show.call("GET", f"/api/streams/{stream_id}/sales", show.brand["token"])
+    assert status == 200 and figures["orders"] == 0, figures  # the show itself sold nothing
+    assert (figures["replay"]["orders"], figures["replay"]["gmv"]) == (1, tote["price"]), figures
+    assert figures["replay"]["views"] == 1, figures  # one play, however often it was sought
+    await replay.click("#sheet .pay")  # Keep watching
     before = max(0.0, pins[0]["offset"] - 1.5)
     await replay.evaluate(f"document.querySelector('#video').currentTime = {before}")
     await until(replay, "document.querySelector('#product').hidden", what="no card before the first pin")

@@ -85,7 +85,7 @@ async def test_a_viewer_pays_through_stripe_and_sees_the_order_confirmed(
     await join_as(watch, "Mia")
     await watch.click("#place")
     await until(watch, "document.querySelector('.fake-stripe-element')", what="Stripe's element mounted")
-    order = await watch.evaluate("window.e2e.page.sheet.order")
+    order = await watch.evaluate("window.e2e.page.buy.state.order")
     assert order["payment"]["provider"] == "stripe"
     double = await watch.evaluate("window.stripeDouble")
     assert double == {
