@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as redis
 from aiohttp import web
 
 from chat.broker import Broker
@@ -24,6 +23,7 @@ from chat.session import ChatLimits
 from chat.subjects import Checkout, Subjects
 from config.settings import Settings
 from core.http import METRICS
+from core.redis import Client
 
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 CHAT_LIMITS: web.AppKey[ChatLimits] = web.AppKey("chat_limits")
@@ -35,7 +35,7 @@ CHECKOUT: web.AppKey[Checkout] = web.AppKey("room_checkout")
 async def running(
     app: web.Application,
     settings: Settings,
-    client: redis.Redis | None,
+    client: Client | None,
     *,
     hub_settings: HubSettings | None = None,
     chat_limits: ChatLimits | None = None,

@@ -5,10 +5,12 @@ slot and its publish script may touch all of them. Messages are msgpack: the
 seq, then `[type, ts, data]`, concatenated (the script prepends the seq it took
 without decoding the body).
 
-One pub/sub connection per node. The listener task reconnects with capped
-backoff; after a reconnect, or whenever a seq arrives out of line, the room's
-missing events are read from history before anything newer is delivered, so
-local sockets see every event once and in order.
+One pub/sub connection per Redis server the node's rooms live on: a single Redis, or each
+master of a Redis Cluster that serves a subscribed room's slot (chat/broker_shards.py). Each
+has a listener task that reconnects with capped backoff, so a master that is down stops only
+its own rooms; after a reconnect, a slot that moved, or whenever a seq arrives out of line, the
+room's missing events are read from history before anything newer is delivered, so local
+sockets see every event once and in order.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from chat.broker import HISTORY_SIZE, Event, Listener
+from chat.broker_shards import Shard
 from core.logs import log
-from core.redis import RedisUnavailable, answer, connect
+from core.redis import Client, RedisUnavailable, Script, answer, connect
 
 logger = logging.getLogger("livecart.broker")
 
@@ -80,39 +85,43 @@ class RedisBroker:
         *,
         history_size: int = HISTORY_SIZE,
         max_backoff_s: float = 5.0,
-        client: redis.Redis | None = None,
+        client: Client | None = None,
+        cluster: bool = False,
     ) -> None:
         self._owns_client = client is None
-        self._redis = client or connect(url)
+        self._redis = client or connect(url, cluster=cluster)
+        self._cluster = self._redis if isinstance(self._redis, RedisCluster) else None
         self._history_size = history_size
         self._max_backoff_s = max_backoff_s
-        self._publish = self._redis.register_script(_PUBLISH)
-        self._history = self._redis.register_script(_HISTORY)
+        self._publish = Script(self._redis, _PUBLISH)
+        self._history = Script(self._redis, _HISTORY)
         self._listener: Listener | None = None
         self._rooms: dict[str, int] = {}  # subscribed room → last durable seq delivered
         self._channels: dict[str, str] = {}  # channel → room
         self._filling: dict[str, list[Event]] = {}  # rooms waiting on history: held events
-        self._pubsub: Any = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._shards: dict[str, Shard] = {}  # server name ("" for a single Redis) → its shard
+        self._where: dict[str, Shard] = {}  # channel → the shard it is subscribed on
         self._fills: set[asyncio.Task[None]] = set()
         self._closing = False
-        self.connected = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether every room this node follows has its pub/sub connection up."""
+        return all(s.connected for s in self._shards.values() if s.channels)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, listener: Listener) -> None:
         self._listener = listener
-        self._task = asyncio.create_task(self._listen(), name="redis-broker-listener")
 
     async def close(self) -> None:
         self._closing = True
-        tasks = [t for t in (self._task, *self._fills) if t is not None]
-        for task in tasks:
+        for shard in list(self._shards.values()):  # first: a listener may start fills
+            await shard.close()
+        for task in list(self._fills):
             task.cancel()
-        for task in tasks:
+        for task in list(self._fills):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._close_pubsub()
         if self._owns_client:
             await self._redis.aclose()
 
@@ -152,8 +161,14 @@ class RedisBroker:
         self._channels[channel] = room
         # Events up to the seq read *after* subscribing reach joiners through history.
         self._rooms[room] = -1
-        subscribed = await self._tell_pubsub("ssubscribe", channel)
-        self._wake.set()
+        try:
+            shard = await self._shard_for(channel)
+        except RedisUnavailable:
+            shard = self._shard("")  # no map of the cluster yet: parked until one is read
+        shard.channels.add(channel)
+        self._where[channel] = shard
+        subscribed = await shard.tell("ssubscribe", channel)
+        shard.wake()
         try:
             self._rooms[room] = max(self._rooms.get(room, -1), await self.last_seq(room))
         except RedisUnavailable:
@@ -169,88 +184,79 @@ class RedisBroker:
         channel = _keys(room)[2]
         self._channels.pop(channel, None)
         self._filling.pop(room, None)
-        await self._tell_pubsub("sunsubscribe", channel)
+        shard = self._where.pop(channel, None)
+        if shard is not None:
+            shard.channels.discard(channel)
+            await shard.tell("sunsubscribe", channel)
 
-    async def _tell_pubsub(self, command: str, channel: str) -> bool:
-        """(Un)subscribe on the live pub/sub connection; False when there is none.
+    # -- where each room's channel lives ------------------------------------------------------
+    def _shard(self, name: str) -> Shard:
+        shard = self._shards.get(name)
+        if shard is None:
+            if self._cluster is None or not name:
+                shard = Shard(name, self._redis.pubsub, self, max_backoff_s=self._max_backoff_s)
+            else:
+                node = self._cluster.get_node(node_name=name)
+                assert node is not None, name
+                pool = redis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+                client = redis.Redis(connection_pool=pool)
+                shard = Shard(name, client.pubsub, self, max_backoff_s=self._max_backoff_s, client=client)
+            self._shards[name] = shard
+            shard.start()
+        return shard
 
-        The connection can be closed or replaced while the command is on its way (a
-        reconnect, close()); redis-py then fails in ways that are not RedisError. That is
-        harmless: the listener subscribes exactly ``self._channels`` when it reconnects.
-        """
-        pubsub = self._pubsub
-        if pubsub is None or not self.connected or self._closing:
-            return False
+    async def _shard_for(self, channel: str) -> Shard:
+        """The shard of the server that serves `channel`'s slot now."""
+        if self._cluster is None:
+            return self._shard("")
+        if not self._cluster.nodes_manager.slots_cache:
+            await answer(self._cluster.initialize())
         try:
-            await getattr(pubsub, command)(channel)
-        except (RedisError, OSError):
-            return False
+            node = self._cluster.get_node_from_key(channel)
+        except RedisError as exc:
+            raise RedisUnavailable(f"redis does not answer: {exc}") from None
+        assert node is not None
+        return self._shard(node.name)
+
+    async def reroute(self, shard: Shard) -> None:
+        """A shard reconnects: its rooms whose slot another master serves now (a failover, a
+        slot that moved) go to that master's shard, which subscribes and reads them back."""
+        if self._cluster is None:
+            return
+        if shard.name or not self._cluster.nodes_manager.slots_cache:
+            with contextlib.suppress(RedisError, OSError):
+                await self._cluster.nodes_manager.initialize()  # a fresh map of the slots
+        for channel in list(shard.channels):
+            try:
+                target = await self._shard_for(channel)
+            except RedisUnavailable:
+                continue
+            if target is shard:
+                continue
+            shard.channels.discard(channel)
+            target.channels.add(channel)
+            self._where[channel] = target
+            if await target.tell("ssubscribe", channel):
+                self.subscribed([channel])
+            target.wake()
+
+    # -- what the shards hear -----------------------------------------------------------------
+    def subscribed(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            room = self._channels.get(channel)
+            if room is not None and room in self._rooms:
+                self._start_fill(room)
+
+    def arrive(self, channel: str, message: bytes) -> None:
+        room = self._channels.get(channel)
+        if room is None:
+            return
+        try:
+            event = _decode(message)
         except Exception:
-            if pubsub is self._pubsub and not self._closing:
-                raise
-            return False
-        return True
-
-    # -- the listener ------------------------------------------------------------------------
-    async def _listen(self) -> None:
-        backoff = 0.1
-        first = True
-        while True:
-            try:
-                self._wake.clear()
-                if not self._channels:
-                    await self._close_pubsub()
-                    self.connected = False
-                    await self._wake.wait()
-                    continue
-                await self._close_pubsub()
-                self._pubsub = self._redis.pubsub()
-                await self._pubsub.ssubscribe(*self._channels)
-                self.connected = True
-                if not first:
-                    log(logger, logging.INFO, "redis pub/sub reconnected", rooms=len(self._rooms))
-                # What was published before the subscription took effect (a reconnect, or a
-                # room whose joiners were told its seq while this SSUBSCRIBE was on its way)
-                # comes back from history; the fill holds live events until it is done.
-                for room in list(self._rooms):
-                    self._start_fill(room)
-                first = False
-                backoff = 0.1
-                await self._read_messages()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self.connected or first:
-                    log(logger, logging.WARNING, "redis pub/sub lost; reconnecting", error=str(exc))
-                first = False
-                self.connected = False
-                await self._close_pubsub()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
-            except Exception:
-                logger.exception("redis listener failed; restarting it")
-                self.connected = False
-                await self._close_pubsub()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
-
-    async def _read_messages(self) -> None:
-        pubsub = self._pubsub
-        while True:
-            if not self._channels:
-                return  # nothing subscribed: the outer loop waits for a room
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is None or message["type"] != "smessage":
-                continue
-            room = self._channels.get(message["channel"].decode())
-            if room is None:
-                continue
-            try:
-                event = _decode(message["data"])
-            except Exception:
-                log(logger, logging.WARNING, "undecodable broker message", room=room)
-                continue
-            self._arrive(room, event)
+            log(logger, logging.WARNING, "undecodable broker message", room=room)
+            return
+        self._arrive(room, event)
 
     def _arrive(self, room: str, event: Event) -> None:
         held = self._filling.get(room)
@@ -273,6 +279,8 @@ class RedisBroker:
         # event.seq <= last: already delivered
 
     def _start_fill(self, room: str) -> None:
+        if self._closing:
+            return
         self._filling.setdefault(room, [])
         task = asyncio.create_task(self._fill(room), name=f"redis-broker-fill-{room}")
         self._fills.add(task)
@@ -308,9 +316,3 @@ class RedisBroker:
                 self._listener(room, event)
             except Exception:
                 logger.exception("room listener failed", extra={"fields": {"room": room}})
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import redis.asyncio as redis
-
 from chat.broker_redis import ROOM_TTL_S
-from core.redis import answer
+from core.redis import Client, Script, answer
 
 # KEYS: counts (hash node→count), expiries (zset node→deadline ms), peak.
 # ARGV: node ('' to only read), count, ttl ms, room ttl s.
@@ -42,9 +40,9 @@ def _key(room: str, name: str) -> str:
 
 
 class RedisRoomState:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._redis = client
-        self._presence = client.register_script(_PRESENCE)
+        self._presence = Script(client, _PRESENCE)
 
     async def _presence_script(self, room: str, node: str, count: int, ttl: float) -> int:
         keys = [_key(room, "presence"), _key(room, "presence_exp"), _key(room, "peak")]

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio as redis
 from aiohttp import web
 
 from chat.announce import Publisher, Watcher
@@ -41,6 +40,7 @@ from config.settings import Settings
 from core.accounts import AccountStore
 from core.chores import Chores
 from core.db.driver import Driver
+from core.redis import Client
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ async def running(
     app: web.Application,
     settings: Settings,
     db: Driver,
-    client: redis.Redis | None,
+    client: Client | None,
     *,
     accounts: AccountStore,
     streams: StreamLookup,

@@ -5,19 +5,22 @@ quantity, remaining, held, sold, limit, ends_at), units taken per viewer (`taken
 sold, against the sale's per-viewer limit) and held unpaid per viewer (`heldby`),
 the holds (`holds`: hold id → "viewer|qty|state|expires_at") and their expiries
 (`exp` sorted set). Times come from Redis' own clock, so nodes with skewed clocks
-agree on when a sale ends and a hold expires. A set of sales with live holds
-(`lc:stock:active`) lets the sweeper find what may expire. Reservations of one sale that
-arrive together go in one script call (core/batch.py): a rush is one sale's taps.
+agree on when a sale ends and a hold expires. Sets of sales with live holds
+(`lc:stock:active:{n}`, 16 of them, each sale in one by its id) let the sweeper find what may
+expire: on a Redis Cluster they spread over the masters, so a master that is down hides only
+its own share from the sweep (and its sales' holds wait for it). Reservations of one sale that
+arrive together go in one script call (core/batch.py): a rush is one sale's taps; a batch that
+holds several sales answers each sale's buyers alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
-
-import redis.asyncio as redis
 
 from checkout.stock import (
     Counts,
@@ -30,9 +33,19 @@ from checkout.stock import (
     UnknownSale,
 )
 from core.batch import Batcher
-from core.redis import answer
+from core.logs import log
+from core.redis import Client, RedisUnavailable, Script, answer
 
-ACTIVE = "lc:stock:active"
+logger = logging.getLogger("livecart.checkout")
+
+ACTIVE_SETS = 16
+ACTIVE = "lc:stock:active"  # before the sets were split; still swept
+
+
+def _active(sale_id: str) -> str:
+    return f"{ACTIVE}:{{{zlib.crc32(sale_id.encode()) % ACTIVE_SETS}}}"
+
+
 KEEP_AFTER_END_S = 7 * 24 * 3600  # a sale's keys outlive it by a week (retries, reconciliation)
 
 _NOW = """
@@ -173,19 +186,19 @@ class _Reservation:
 class RedisStock:
     RESERVE_BATCH = 256  # reservations per script call at most: Redis runs a script alone
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._redis = client
-        self._open = client.register_script(_OPEN)
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
-        self._expire = client.register_script(_EXPIRE)
+        self._open = Script(client, _OPEN)
+        self._reserve = Script(client, _RESERVE)
+        self._settle = Script(client, _SETTLE)
+        self._expire = Script(client, _EXPIRE)
         self._reserves = Batcher(self._reserve_many, max_batch=self.RESERVE_BATCH, max_in_flight=2)
 
     async def open_sale(self, sale_id: str, *, quantity: int, per_viewer_limit: int, ends_at: float) -> None:
         keep = max(1, int(ends_at - time.time())) + KEEP_AFTER_END_S
         args: list[int | str] = [quantity, per_viewer_limit, repr(ends_at), keep]
         await answer(self._open(keys=_keys(sale_id), args=args))
-        await answer(self._redis.sadd(ACTIVE, sale_id))
+        await answer(self._redis.sadd(_active(sale_id), sale_id))
 
     async def end_sale(self, sale_id: str, at: float) -> None:
         key = _keys(sale_id)[0]
@@ -217,20 +230,26 @@ class RedisStock:
         left = int(_text(answer[2]))
         raise SoldOut("sold out" if left == 0 else f"only {left} left")
 
-    async def _reserve_many(self, batch: list[_Reservation]) -> list[list[Any]]:
+    async def _reserve_many(self, batch: list[_Reservation]) -> list[list[Any] | BaseException]:
         """Concurrent reservations, one script call per sale (its keys share a slot),
-        in the order they came: the first tap gets the first unit."""
+        in the order they came: the first tap gets the first unit. A sale whose Redis does
+        not answer fails its own buyers only."""
         groups: dict[tuple[str, float, int], list[int]] = {}
         for index, item in enumerate(batch):
             groups.setdefault((item.sale_id, item.ttl, item.max_held), []).append(index)
-        answers: list[list[Any]] = [[] for _ in batch]
+        answers: list[list[Any] | BaseException] = [[] for _ in batch]
 
         async def one_sale(sale_id: str, ttl: float, max_held: int, indexes: list[int]) -> None:
             args: list[int | str] = [repr(ttl), max_held]
             for index in indexes:
                 item = batch[index]
                 args += [item.hold_id, item.viewer_id, item.quantity]
-            replies = await answer(self._reserve(keys=_keys(sale_id), args=args))
+            try:
+                replies = await answer(self._reserve(keys=_keys(sale_id), args=args))
+            except RedisUnavailable as exc:
+                for index in indexes:
+                    answers[index] = exc
+                return
             for index, reply in zip(indexes, replies, strict=True):
                 answers[index] = reply
 
@@ -248,16 +267,39 @@ class RedisStock:
         return await self._settle_hold(sale_id, hold_id, HoldState.RELEASED)
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> list[Hold]:
+        """Every active set, every sale in it: a set or a sale whose Redis does not answer is
+        passed over (the next sweep tries again); 503 only when none answered."""
         released: list[Hold] = []
-        sales = await answer(self._redis.smembers(ACTIVE))
-        for raw_sale in sales:
-            sale_id = _text(raw_sale)
-            idle, pairs = await answer(
-                self._expire(keys=_keys(sale_id), args=["" if now is None else repr(now), limit])
+        failed: RedisUnavailable | None = None
+        answered = False
+        for active in [ACTIVE, *(f"{ACTIVE}:{{{n}}}" for n in range(ACTIVE_SETS))]:
+            try:
+                sales = await answer(self._redis.smembers(active))
+                answered = True
+            except RedisUnavailable as exc:
+                failed = exc
+                continue
+            for raw_sale in sales:
+                sale_id = _text(raw_sale)
+                try:
+                    idle, pairs = await answer(
+                        self._expire(keys=_keys(sale_id), args=["" if now is None else repr(now), limit])
+                    )
+                    if idle:
+                        await answer(self._redis.srem(active, sale_id))
+                except RedisUnavailable as exc:
+                    failed = exc
+                    continue
+                released += [_hold(sale_id, _text(pairs[i]), pairs[i + 1]) for i in range(0, len(pairs), 2)]
+        if failed is not None:
+            if not answered:
+                raise failed
+            log(
+                logger,
+                logging.WARNING,
+                "some holds not swept: a Redis master does not answer",
+                error=str(failed),
             )
-            released += [_hold(sale_id, _text(pairs[i]), pairs[i + 1]) for i in range(0, len(pairs), 2)]
-            if idle:
-                await answer(self._redis.srem(ACTIVE, sale_id))
         return released
 
     async def counts(self, sale_id: str) -> Counts:

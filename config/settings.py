@@ -100,6 +100,18 @@ def _string_list(value: Any) -> tuple[str, ...]:
     raise ValueError(f"must be a list of strings or a comma-separated string (got {value!r})")
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _bool(value: Any) -> bool:
+    """A TOML boolean, or true/false (1/0, yes/no, on/off) as the environment writes it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"must be true or false (got {value!r})")
+
+
 def _choice(*options: str) -> Parser:
     def parse(value: Any) -> str:
         text = _text(value).strip().lower()
@@ -174,6 +186,8 @@ class Settings:
         default=None, metadata={"parse": _url("sqlite", "postgresql", "postgres")}
     )
     redis_url: str | None = field(default=None, metadata={"parse": _url("redis", "rediss", "unix")})
+    # `redis_url` is one node of a Redis Cluster: every Redis part of livecart runs on the cluster.
+    redis_cluster: bool = field(default=False, metadata={"parse": _bool})
     public_url: str | None = field(default=None, metadata={"parse": _url("http", "https")})
     stripe_secret_key: str | None = field(default=None, metadata={"parse": _optional_text, "secret": True})
     stripe_publishable_key: str | None = field(default=None, metadata={"parse": _optional_text})
@@ -187,9 +201,13 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"parse": _ip_addresses})
     # How long a live stream waits for its publisher to come back before it ends.
     publisher_grace_s: float = field(default=10.0, metadata={"parse": _positive_float})
-    # WebRTC viewers of one H.264 stream per node before new viewers are sent to its LL-HLS
-    # (0: everyone watches over HLS). Streams in other codecs have no HLS and no cap.
+    # WebRTC viewers of one stream per node before new viewers are sent to its LL-HLS (0: everyone
+    # watches over HLS). Streams without LL-HLS (VP8, unless transcoded) have no cap.
     webrtc_viewer_cap: int = field(default=300, metadata={"parse": _int_between(0, 1_000_000)})
+    # Whether a stream published in VP8 gets LL-HLS too: its video is decoded and encoded to H.264
+    # once per stream on the node that relays it (a worker thread each; CPU per stream, not per
+    # viewer). Off: a VP8 stream has WebRTC only.
+    hls_transcode_vp8: bool = field(default=False, metadata={"parse": _bool})
     # How long a show's recording (its LL-HLS segments, for the replay) is kept; 0: not recorded.
     recording_retention_days: int = field(default=30, metadata={"parse": _int_between(0, 36500)})
     # How long a node's claim on a live stream lasts in the stream directory unless refreshed.
@@ -319,6 +337,11 @@ def load_settings(
         raise ConfigError(
             "--workers" if sources["workers"] == "command line" else env_name("workers"),
             "more than one worker needs LIVECART_REDIS_URL so the workers share rooms",
+        )
+    if settings.redis_cluster and not settings.redis_url:
+        raise ConfigError(
+            env_name("redis_cluster") if sources["redis_cluster"] == "env" else "redis_cluster",
+            "needs LIVECART_REDIS_URL: a node of the cluster to start from",
         )
     return settings, sources
 

@@ -17,7 +17,6 @@ import weakref
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 
-import redis.asyncio as redis
 from aiohttp import WSCloseCode, web
 
 import chat.app
@@ -32,9 +31,9 @@ from config.settings import Settings
 from core import routes as account_routes
 from core.accounts import AccountStore, Authenticator
 from core.db.driver import Driver
-from core.http import ACCOUNTS, AUTH, METRICS, READINESS, SETTINGS, WEBSOCKETS, ReadinessCheck, Route
+from core.http import ACCOUNTS, AUTH, METRICS, READINESS, SETTINGS, WEBSOCKETS, Route
 from core.metrics import Metrics
-from core.redis import answer, connect
+from core.redis import check_ready, connect
 from server import health, openapi, pages, protocol_errors
 from server.database import open_database
 from server.middleware import IN_FLIGHT, InFlight, cors, errors, observe
@@ -98,9 +97,9 @@ async def _running(
         app[READINESS]["database"] = db.ping
         client = None
         if settings.redis_url:
-            client = connect(settings.redis_url)
+            client = connect(settings.redis_url, cluster=settings.redis_cluster)
             stack.push_async_callback(client.aclose)
-            app[READINESS]["redis"] = _pinger(client)
+            app[READINESS]["redis"] = functools.partial(check_ready, client)
         accounts = AccountStore(db)
         app[ACCOUNTS] = accounts
         app[AUTH] = Authenticator(accounts, settings.admin_token)
@@ -142,13 +141,6 @@ async def _running(
         app[chat.app.SUBJECTS] = show.views
         app[chat.app.CHECKOUT] = RoomCheckout(shop)
         yield
-
-
-def _pinger(client: redis.Redis) -> ReadinessCheck:
-    async def ping() -> None:
-        await answer(client.ping())
-
-    return ping
 
 
 async def drain(app: web.Application, timeout: float) -> bool:

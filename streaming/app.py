@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio as redis
 from aiohttp import web
 
 from chat.announce import Publisher
 from config.settings import Settings
 from core.chores import Chores
 from core.http import METRICS
+from core.redis import Client
 from streaming import hooks, hooks_ice, peers
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
@@ -52,7 +52,7 @@ async def running(
     app: web.Application,
     settings: Settings,
     store: StreamStore,
-    client: redis.Redis | None,
+    client: Client | None,
     *,
     products: ProductCards,
     sales: RunningSales,
@@ -77,7 +77,7 @@ async def running(
         settings.effective_public_url,
         peers.ice_servers(settings.ice_servers),
         relay_settings,
-        HlsStreams(recordings, history),
+        HlsStreams(recordings, history, transcode_vp8=settings.hls_transcode_vp8),
     )
     show = Show(streams, views, relay)
     app[SHOW] = show
@@ -110,4 +110,5 @@ async def running(
         await chores.stop()
         streams.ended_listeners.remove(relay.stream_ended)
         await relay.close()
+        await relay.hls.close()
         await directory.close()

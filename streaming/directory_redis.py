@@ -6,9 +6,7 @@ stream get one answer and a node never drops another node's claim.
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-
-from core.redis import answer
+from core.redis import Client, Script, answer
 
 _CLAIM = """
 local current = redis.call('GET', KEYS[1])
@@ -34,11 +32,11 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 class RedisDirectory:
-    def __init__(self, client: redis.Redis, *, owns_client: bool = False) -> None:
+    def __init__(self, client: Client, *, owns_client: bool = False) -> None:
         self._client = client
         self._owns_client = owns_client
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
+        self._claim = Script(client, _CLAIM)
+        self._release = Script(client, _RELEASE)
 
     async def claim(self, stream_id: str, node: str, ttl_s: float) -> str:
         owner = await answer(self._claim(keys=[_key(stream_id)], args=[node, max(1, int(ttl_s * 1000))]))

@@ -24,6 +24,7 @@ from config.settings import Settings
 from server.app import create_app
 from tests.databases import PG_URL, Backend, Stores, postgres_backend, sqlite_backend
 from tests.procs import ServerProcess, cluster, free_port
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 __all__ = ["ADMIN_TOKEN", "PG_URL", "REDIS_URL", "Api", "AppClient", "MakeClient", "free_port"]
@@ -61,6 +62,23 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster shared by the suites that run on `redis-cluster` (their
+    keys are the tests' own random rooms, sales and streams); started on first use."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+def redis_for(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """The Redis a suite's `redis` or `redis-cluster` parameter names: its URL, and whether
+    it is a cluster."""
+    if request.param == "redis-cluster":
+        return request.getfixturevalue("redis_cluster").url, True
+    return REDIS_URL, False
 
 
 @pytest.fixture

@@ -53,24 +53,33 @@ def cluster(workdir: Path, env: dict[str, str], count: int = 2) -> Iterator[list
 
 @contextlib.contextmanager
 def shop_cluster(
-    workdir: Path, database_url: str, admin_token: str, *, reservation_ttl_s: float, **env: str
+    workdir: Path,
+    database_url: str,
+    admin_token: str,
+    *,
+    reservation_ttl_s: float,
+    redis_cluster: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[list[ServerProcess]]:
     """Two `livecart serve` nodes sharing one database and a Redis server of their own (the
-    rush and crash suites), every hold (regular or sale) lasting `reservation_ttl_s`; both
-    nodes killed and Redis stopped on the way out."""
+    rush and crash suites) or a Redis Cluster of their own (`redis_cluster`), every hold
+    (regular or sale) lasting `reservation_ttl_s`; both nodes killed and Redis stopped on the
+    way out."""
+    from tests.redis_cluster import RedisCluster
     from tests.redis_server import RedisServer
 
-    redis = RedisServer(workdir).start()
+    redis = RedisCluster(workdir).start() if redis_cluster else RedisServer(workdir).start()
     try:
         shared = {
             "LIVECART_DATABASE_URL": database_url,
             "LIVECART_REDIS_URL": redis.url,
+            "LIVECART_REDIS_CLUSTER": "1" if redis_cluster else "0",
             "LIVECART_ADMIN_TOKEN": admin_token,
             "LIVECART_RESERVATION_TTL_S": f"{reservation_ttl_s:g}",
             "LIVECART_SALE_HOLD_TTL_S": f"{reservation_ttl_s:g}",
             "LIVECART_LOG_LEVEL": "warning",
         }
-        with cluster(workdir, {**shared, **env}) as nodes:
+        with cluster(workdir, {**shared, **(env or {})}) as nodes:
             yield nodes
     finally:
         redis.stop()

@@ -17,14 +17,15 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, *, persist: bool = True) -> None:
+    def __init__(self, workdir: Path, *, persist: bool = True, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (.ci/run installs it)"
         self.binary = binary
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.workdir = workdir
         self.persist = persist  # keep data across a restart, as a real deployment would
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []  # more redis-server options (a cluster node's)
 
     @property
     def url(self) -> str:
@@ -45,6 +46,7 @@ class RedisServer:
             "yes" if self.persist else "no",
             "--appendfsync",
             "always",
+            *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

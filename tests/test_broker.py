@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from chat.broker import Broker, Event
 from chat.broker_memory import MemoryBroker
 from chat.broker_redis import RedisBroker
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, redis_for
 from tests.redis_server import RedisServer
 
 HISTORY = 5
@@ -44,11 +44,12 @@ class Recorder:
         return [e for _, e in self.events]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    made: Broker = (
-        MemoryBroker(HISTORY) if request.param == "memory" else RedisBroker(REDIS_URL, history_size=HISTORY)
-    )
+    made: Broker = MemoryBroker(HISTORY)
+    if request.param != "memory":
+        url, cluster = redis_for(request)
+        made = RedisBroker(url, history_size=HISTORY, cluster=cluster)
     yield made
     await made.close()
 

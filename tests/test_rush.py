@@ -25,9 +25,15 @@ BUYERS = 2000
 UNITS = 100
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, pg_schema_url: str) -> Iterator[list[ServerProcess]]:
-    with shop_cluster(tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=4) as nodes:
+@pytest.fixture(params=["redis", "redis-cluster"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_schema_url: str
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes on one Redis, or on a three-master Redis Cluster: the rush is the same."""
+    on_cluster = request.param == "redis-cluster"
+    with shop_cluster(
+        tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=4, redis_cluster=on_cluster
+    ) as nodes:
         yield nodes
 
 

@@ -27,17 +27,18 @@ from checkout.stock import (
 )
 from checkout.stock_redis import RedisStock
 from core.redis import connect
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, redis_for
 
 T = TypeVar("T")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def stock(request: pytest.FixtureRequest) -> AsyncIterator[Stock]:
     if request.param == "memory":
         yield MemoryStock()
         return
-    client = connect(REDIS_URL)
+    url, cluster = redis_for(request)
+    client = connect(url, cluster=cluster)
     yield RedisStock(client)
     await client.aclose()
 

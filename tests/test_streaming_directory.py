@@ -16,17 +16,16 @@ from streaming import hooks
 from streaming.directory import Directory, MemoryDirectory
 from streaming.directory_redis import RedisDirectory
 from tests import webrtc_peers as rtc
-from tests.conftest import ADMIN_TOKEN, REDIS_URL
+from tests.conftest import ADMIN_TOKEN, redis_for
 from tests.procs import ServerProcess, host_and_stream
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def directory(request: pytest.FixtureRequest) -> AsyncIterator[Directory]:
-    made: Directory = (
-        MemoryDirectory()
-        if request.param == "memory"
-        else RedisDirectory(connect(REDIS_URL), owns_client=True)
-    )
+    made: Directory = MemoryDirectory()
+    if request.param != "memory":
+        url, cluster = redis_for(request)
+        made = RedisDirectory(connect(url, cluster=cluster), owns_client=True)
     yield made
     await made.close()
 

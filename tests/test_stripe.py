@@ -400,7 +400,7 @@ async def test_a_node_killed_mid_rush_leaves_no_payment_without_its_order(
         "LIVECART_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "LIVECART_STRIPE_API_BASE": stripe_api,
     }
-    with shop_cluster(tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=6, **stripe_env) as nodes:
+    with shop_cluster(tmp_path, pg_schema_url, ADMIN_TOKEN, reservation_ttl_s=6, env=stripe_env) as nodes:
         one, two = nodes
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
