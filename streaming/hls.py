@@ -184,6 +184,7 @@ class LiveHls:
                 self._close_segment()
             self._open = Segment(self._next_msn(), time.time(), len(self.inits) - 1)
             self._keyframe_asked = False
+            open_s = 0.0  # the new segment's age: the keyframe it needs is asked for later
         elif self._part_video >= PART_TARGET_S * 0.8 * fmp4.VIDEO_TIMESCALE:
             self._cut_part()
         if not self._keyframe_asked and open_s >= SEGMENT_TARGET_S - 2 * PART_TARGET_S:

@@ -52,10 +52,10 @@ logger = logging.getLogger("livecart.transcode")
 PRESET = "veryfast"
 MAX_QUEUED = 8  # VP8 frames waiting for the worker: about a quarter of a second at 30 fps
 MAX_GOP_S = 2.0
-# The segmenter asks for a keyframe once a segment is this old and cuts at the next one; it also
-# asks as it cuts, for the segment that starts (LiveHls.video). A request in a younger GOP waits
-# until the GOP is this old (and a frame more, so the segment's own sum of durations is past it
-# too): one IDR per segment, each where the segmenter cuts.
+# The segmenter asks for a keyframe once a segment is this old and cuts at the next one. A
+# request in a younger GOP (a viewer's player, say) waits until the GOP is this old (and a frame
+# more, so the segment's own sum of durations is past it too): one IDR per segment, each where
+# the segmenter cuts.
 MIN_GOP_S = hls.SEGMENT_TARGET_S - 2 * hls.PART_TARGET_S
 RATE_WINDOW_S = 2.0
 RATE_DRIFT = 0.3
