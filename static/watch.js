@@ -158,6 +158,7 @@ function renderState() {
   if (page.room && page.room.state === "refused") text = "You can no longer join this show's chat.";
   else if (s.state === "scheduled") text = "Starts soon — stay here, it begins by itself.";
   else if (s.state === "ended") text = "The show has ended. Thanks for watching!";
+  else if (page.noHls && !playing) text = "Still connecting… This show plays in real time only (its video is VP8, with no HLS stream to fall back on); a network that blocks real-time video cannot show it.";
   else if (page.player && page.player.state === "reconnecting") text = "Reconnecting…";
   else if (page.room && page.room.state === "reconnecting") text = "Reconnecting…";
   else if (!playing) text = "Connecting to the show…";
@@ -230,6 +231,10 @@ function startWebrtc() {
     if (page.player !== player || player.state === "live") return;
     const response = await fetch(hlsUrl(), { method: "GET" }).catch(() => null);
     if (response && response.ok && page.player === player) startHls();
+    else if (response && response.status === 409) {
+      page.noHls = true; // a VP8 show the server does not transcode: WebRTC is all there is
+      renderState();
+    }
   }, WEBRTC_PATIENCE_MS);
 }
 
