@@ -102,6 +102,32 @@ class RedisCluster:
             client.close()
         return port
 
+    def cli_run(self, port: int, *args: str) -> str:
+        done = subprocess.run(
+            [self.cli, "-p", str(port), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move `key`'s slot, with its keys, to the master on `to_port`, as `redis-cli --cluster
+        reshard` does for each slot: IMPORTING, MIGRATING, MIGRATE the keys, then the new owner."""
+        source = self.owner_port(key)
+        slot = self.cli_run(source, "cluster", "keyslot", key)
+        ids = {port: self.cli_run(port, "cluster", "myid") for port in self.ports}
+        self.cli_run(to_port, "cluster", "setslot", slot, "importing", ids[source])
+        self.cli_run(source, "cluster", "setslot", slot, "migrating", ids[to_port])
+        for _ in range(1000):
+            keys = self.cli_run(source, "cluster", "getkeysinslot", slot, "100").split()
+            if not keys:
+                break
+            self.cli_run(source, "migrate", "127.0.0.1", str(to_port), "", "0", "5000", "keys", *keys)
+        for port in self.ports:
+            self.cli_run(port, "cluster", "setslot", slot, "node", ids[to_port])
+        deadline = time.monotonic() + 10
+        while self.owner_port(key) != to_port:
+            assert time.monotonic() < deadline, "the slot's move did not show in the cluster's map"
+            time.sleep(0.05)
+
     def flush(self) -> None:
         for node in self.nodes:
             if node.proc is not None:

@@ -16,6 +16,7 @@ from chat.broker import Broker, Event
 from chat.broker_memory import MemoryBroker
 from chat.broker_redis import RedisBroker
 from tests.conftest import REDIS_URL, redis_for
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 HISTORY = 5
@@ -218,3 +219,32 @@ async def test_redis_unsubscribe_racing_close_or_a_reconnect_never_raises(tmp_pa
     finally:
         await admin.aclose()
         server.stop()
+
+
+async def test_a_cluster_room_whose_slot_moves_to_another_master_keeps_its_events(
+    redis_cluster: RedisCluster,
+) -> None:
+    # An operator reshards (or a replica takes over): the master drops the room's channel, the
+    # node's listener asks the cluster where the room lives now, subscribes there and reads
+    # back what it missed; publishing follows the MOVED on its own.
+    a = RedisBroker(redis_cluster.url, cluster=True)
+    b = RedisBroker(redis_cluster.url, cluster=True, max_backoff_s=0.2)
+    try:
+        seen = Recorder()
+        await b.start(seen)
+        name = room()
+        await b.subscribe(name)
+        await a.publish(name, "chat", {"n": 1})
+        assert [e.seq for e in await seen.wait_for(1)] == [1]
+        channel = f"lc:{{{name}}}:ch"
+        elsewhere = next(p for p in redis_cluster.ports if p != redis_cluster.owner_port(channel))
+        await asyncio.to_thread(redis_cluster.move_slot, channel, elsewhere)
+        for n in (2, 3, 4):
+            await a.publish(name, "chat", {"n": n})
+        events = await seen.wait_for(4, timeout=15.0)
+        assert [(e.seq, e.data) for e in events] == [(n, {"n": n}) for n in (1, 2, 3, 4)]
+        history = await a.history(name, 0)  # the room's history moved with it
+        assert history is not None and [e.seq for e in history] == [1, 2, 3, 4]
+    finally:
+        await a.close()
+        await b.close()
