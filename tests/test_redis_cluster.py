@@ -16,7 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
+from config.settings import Settings
+from server.app import create_app
+from tests.conftest import ADMIN_TOKEN, MakeClient
 from tests.procs import ServerProcess, cluster
 from tests.redis_cluster import RedisCluster
 from tests.test_cluster import _events
@@ -216,3 +218,25 @@ async def test_a_stopped_master_stops_only_its_rooms_and_sales_until_it_is_back(
             await on_two.close()
     for node in nodes:
         assert node.stop() == 0
+
+
+async def test_a_cluster_node_given_as_a_single_redis_is_not_ready(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_cluster: RedisCluster
+) -> None:
+    # What an operator tried: the cluster's address without `redis_cluster`. Every sale would
+    # have failed on MOVED while /readyz said ready; now readiness says what to set.
+    for cluster_mode, expected in ((False, 503), (True, 200)):
+        settings = Settings(
+            data_dir=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'n.db'}",
+            admin_token=ADMIN_TOKEN,
+            redis_url=redis_cluster.url,
+            redis_cluster=cluster_mode,
+        )
+        client = await aiohttp_client(create_app(settings))
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == expected, body
+        if expected == 503:
+            assert "redis_cluster" in body["error"]["message"] and body["checks"]["database"] == "ok"
+        await client.close()
