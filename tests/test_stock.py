@@ -12,7 +12,13 @@ import pytest
 import redis.asyncio as redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from checkout.stock import (
     Counts,
@@ -26,8 +32,9 @@ from checkout.stock import (
     UnknownSale,
 )
 from checkout.stock_redis import RedisStock
-from core.redis import connect
+from core.redis import Client, connect
 from tests.conftest import REDIS_URL, redis_for
+from tests.redis_cluster import RedisCluster
 
 T = TypeVar("T")
 
@@ -160,11 +167,16 @@ class StockMachine(RuleBasedStateMachine):
     """Any sequence of reserve/commit/release/expire keeps sold + held + remaining = quantity."""
 
     backend = "memory"
+    cluster_url = ""  # the redis-cluster machine's seed node
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.client = redis.from_url(REDIS_URL) if self.backend == "redis" else None
+        self.client: Client | None = None
+        if self.backend == "redis":
+            self.client = redis.from_url(REDIS_URL)
+        elif self.backend == "redis-cluster":
+            self.client = connect(self.cluster_url, cluster=True)
         self.stock: Stock = RedisStock(self.client) if self.client is not None else MemoryStock()
         self.sale = new_id("sale")
         self.quantity = 6
@@ -245,6 +257,22 @@ TestRedisStockProperties = RedisStockMachine.TestCase
 TestRedisStockProperties.settings = settings(
     max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+def test_stock_properties_on_a_redis_cluster(redis_cluster: RedisCluster) -> None:
+    class ClusterStockMachine(StockMachine):
+        backend = "redis-cluster"
+        cluster_url = redis_cluster.url
+
+    run_state_machine_as_test(
+        ClusterStockMachine,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 async def test_reservations_arriving_together_each_get_their_own_answer(stock: Stock) -> None:
