@@ -11,8 +11,8 @@ type, data}]}`. A chat line the host deleted is left out, as the live pages remo
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -50,10 +50,31 @@ class Timeline:
             elif event.type == "moderation" and event.data.get("action") == "delete":
                 self.deleted.add(str(event.data.get("message_id")))
 
-    def encode(self, started_at: float) -> bytes:
+    def encode(self, segments: Sequence[Recorded]) -> bytes:
+        """The events at their offsets in the recording: a moment's offset is where the segment
+        that was recording then sits in the replay (a show recorded in several runs has gaps that
+        the replay skips); a moment in a gap is placed where the next run begins."""
         entries: list[dict[str, Any]] = [
-            {"offset": round(max(0.0, event.ts - started_at), 3), "type": event.type, "data": event.data}
+            {"offset": offset(segments, event.ts), "type": event.type, "data": event.data}
             for event in self.events
             if not (event.type == "chat" and event.data.get("id") in self.deleted)
         ]
-        return orjson.dumps({"started_at": started_at, "events": entries})
+        return orjson.dumps({"started_at": segments[0].started if segments else 0.0, "events": entries})
+
+
+class Recorded(Protocol):
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def started(self) -> float: ...
+
+
+def offset(segments: Sequence[Recorded], ts: float) -> float:
+    """Where wall-clock time `ts` falls in the replay of `segments` (in order), in seconds."""
+    played = 0.0
+    for segment in segments:
+        if ts < segment.started + segment.duration:
+            return round(played + max(0.0, ts - segment.started), 3)
+        played += segment.duration
+    return round(played, 3)

@@ -20,7 +20,7 @@ import pytest
 
 from config.settings import Settings
 from server.app import create_app
-from streaming import fmp4, hls, hls_node, hooks, recording
+from streaming import fmp4, hls, hls_node, hooks, recording, timeline
 from streaming.app import RELAY_SETTINGS, SHOW
 from tests import webrtc_peers as rtc
 from tests.conftest import ADMIN_TOKEN, Api, MakeClient
@@ -242,6 +242,7 @@ async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, 
     seconds = sum(float(v.rstrip(",")) for v in found["#EXTINF"])
     assert abs(len(frames) / rtc.FPS - seconds) < 0.5, (len(frames), seconds)
     await get(hls_api, f"{base}/seg{int(recorded[-1]) + 1}.m4s", expect=404)
+    await get(hls_api, f"{base}/index.json", expect=404)  # the recording's own files are not media
 
     _, timeline = await hls_api.call("GET", f"/api/streams/{stream['id']}/timeline", expect=200)
     kinds = [
@@ -256,7 +257,7 @@ async def test_the_show_is_recorded_and_replays_as_a_vod_playlist(hls_api: Api, 
 
 def test_recordings_older_than_the_retention_are_removed(tmp_path: Path) -> None:
     store = recording.FileRecordings(tmp_path)
-    playlist = recording.vod_playlist([(0, 2.0, time.time(), 0)]).encode()
+    playlist = recording.vod_playlist([recording.Recorded(0, 2.0, time.time(), 0, 0)]).encode()
 
     async def run() -> tuple[int, bytes | None, bytes | None]:
         for stream_id in ("str_old", "str_new"):
@@ -339,6 +340,47 @@ def test_a_node_that_lets_a_show_go_keeps_its_segments_but_does_not_close_the_re
     kept = asyncio.run(record(False))
     assert "init.mp4" in kept and "seg0.m4s" in kept and recording.PLAYLIST not in kept
     assert recording.PLAYLIST in asyncio.run(record(True))
+
+
+def test_a_show_recorded_in_two_runs_replays_as_one(tmp_path: Path) -> None:
+    """The node restarts mid-show (or another node sharing the store takes the show): the second
+    run's segments follow the first's in one recording, one replay, after a discontinuity."""
+    store = recording.FileRecordings(tmp_path)
+    folder = tmp_path / "str_show"
+
+    async def run(width: int, complete: bool) -> None:
+        streams = hls_node.HlsStreams(store)  # a node (re)started
+        taps: list[hls.Tap] = []
+        streams.follow("str_show", "video", "H264", taps, lambda: None)
+        for index, (data, keyframe) in enumerate(_h264(width, width * 3 // 4, 90)):
+            taps[0](data, index * 3000, keyframe)
+        await streams.end("str_show", complete=complete)
+
+    asyncio.run(run(160, complete=False))  # the node went down mid-show
+    first = sorted(p.name for p in folder.glob("seg*.m4s"))
+    assert first and recording.PLAYLIST not in {p.name for p in folder.iterdir()}
+    asyncio.run(run(320, complete=True))  # back, until the show ends
+    playlist = (folder / recording.PLAYLIST).read_text()
+    names = re.findall(r"^seg(\d+)\.m4s$", playlist, re.M)
+    assert [int(n) for n in names] == list(range(len(names))) and len(names) > len(first)
+    assert playlist.count("#EXT-X-DISCONTINUITY") == 1
+    assert re.findall(r'#EXT-X-MAP:URI="(.*)"', playlist) == ["init.mp4", "init1.mp4"]
+    with av.open(str(folder / recording.PLAYLIST)) as container:  # libavformat plays it through
+        sizes = {(frame.width, frame.height) for frame in container.decode(video=0)}
+    assert sizes == {(160, 120), (320, 240)}
+
+
+def test_an_events_offset_is_where_its_moment_sits_in_the_replay() -> None:
+    runs = [recording.Recorded(0, 2.0, 100.0, 0, 0), recording.Recorded(1, 2.0, 102.0, 0, 0)]
+    runs.append(recording.Recorded(2, 2.0, 130.0, 1, 1))  # a second run, after a 26 s gap
+    assert [timeline.offset(runs, t) for t in (99.0, 101.5, 103.0, 110.0, 131.0, 200.0)] == [
+        0.0,
+        1.5,
+        3.0,
+        4.0,
+        5.0,
+        6.0,
+    ]
 
 
 def test_the_size_is_read_from_the_sequence_parameter_set() -> None:

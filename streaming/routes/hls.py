@@ -61,7 +61,8 @@ async def media(request: web.Request) -> web.Response:
     except OwnedElsewhere as elsewhere:
         return web.Response(status=307, headers={"Location": elsewhere.node_url + request.path_qs})
     except LivecartError as exc:  # not live here (any more), or out of the live window: recorded?
-        recorded = await relay.hls.recorded(stream_id, name)
+        media_file = name.endswith((".mp4", ".m4s"))  # not the recording's index or timeline
+        recorded = await relay.hls.recorded(stream_id, name) if media_file else None
         if recorded is None:
             raise exc from None
         data = recorded
