@@ -17,7 +17,15 @@ with 100 dashboards (`GET /api/streams/{id}/sales/ws`, the host's) open through 
 while `--payers` viewers buy and pay one unit at a time in a loop (in both arms, so the
 dashboards have payments to show): the buy taps' figures of the two arms are the comparison.
 Each dashboard counts its frames and checks that its figures end with every paid order.
-Everything talks to 127.0.0.1 only; every loop is bounded.
+
+With `--redis own,cluster --rounds 3` the same rush runs on a redis-server of its own and on a
+3-master Redis Cluster of its own (tests/redis_cluster.py; livecart with LIVECART_REDIS_CLUSTER=1
+and one master's URL), alternating round by round (`shared`, the default, is the machine's Redis
+on 127.0.0.1:6379 db 14). Every run also reports Redis's CPU (INFO cpu of each redis-server, the
+three masters summed on a cluster) and PostgreSQL's (/proc), per buy, and the last lines give
+each arm's medians and the ratios of the cluster to the single Redis.
+Everything talks to 127.0.0.1 only; every loop is bounded; every redis-server the run starts is
+stopped by its PID.
 """
 
 from __future__ import annotations
@@ -40,9 +48,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
-import redis.asyncio as redis
 from http_load import LoadResult, build_request, run_load  # bench/, this script's directory
-from procs import cpu_seconds, free_port, stop
+from procs import BenchRedis, cpu_seconds, free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the seeding scenario is the rush tests' own (tests/scenario.py)
@@ -56,6 +63,26 @@ REDIS = "redis://127.0.0.1:6379/14"
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [pid, *(int(p) for p in out)]
+
+
+def postgres_pids() -> list[int]:
+    """Every process named postgres (the server, its backends and helpers), from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 async def call(
@@ -244,18 +271,36 @@ async def pay_in_a_loop(
     return paid
 
 
-async def run(workers: int, dashboards: int, client: str, args: argparse.Namespace) -> dict[str, Any]:
+async def run(
+    workers: int, dashboards: int, client: str, redis_kind: str, args: argparse.Namespace
+) -> dict[str, Any]:
     schema = "bench_" + secrets.token_hex(4)
     conn = await asyncpg.connect(PG)
     await conn.execute(f"CREATE SCHEMA {schema}")
     await conn.close()
-    flush = redis.from_url(REDIS)
-    await flush.flushdb()
-    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="lc-bench-checkout-")
+    store = BenchRedis(redis_kind, Path(workdir) / "redis", REDIS)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        store.start()  # blocking (a cluster: a few seconds); nothing else of the run is up yet
+        server = start_server(workers, schema, store, workdir)
+        return await rush(server, workers, dashboards, client, schema, store, args)
+    finally:
+        if server is not None:
+            stop(server, 30)
+        store.stop()  # each redis-server by its PID; the machine's db flushed
+        shutil.rmtree(workdir, ignore_errors=True)
+        conn = await asyncpg.connect(PG)
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()
+
+
+def start_server(workers: int, schema: str, store: BenchRedis, workdir: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
     env.update(
         LIVECART_DATABASE_URL=f"{PG}?search_path={schema}",
-        LIVECART_REDIS_URL=REDIS,
+        LIVECART_REDIS_URL=store.url,
+        LIVECART_REDIS_CLUSTER="1" if store.cluster else "0",
         LIVECART_ADMIN_TOKEN=ADMIN,
         LIVECART_LOG_LEVEL="warning",
         LIVECART_RESERVATION_TTL_S="600",
@@ -264,16 +309,27 @@ async def run(workers: int, dashboards: int, client: str, args: argparse.Namespa
         # protection against hoarding, 10 by default) would turn the run into 409s.
         LIVECART_MAX_HELD_UNITS="1000000",
     )
-    workdir = tempfile.mkdtemp(prefix="lc-bench-checkout-")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(free_port()), "--workers", str(workers)],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def rush(
+    server: subprocess.Popen[bytes],
+    workers: int,
+    dashboards: int,
+    client: str,
+    schema: str,
+    store: BenchRedis,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    port = int(server.args[server.args.index("--port") + 1])  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
-    try:
+    if True:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=30)

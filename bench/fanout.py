@@ -3,7 +3,8 @@
     .venv/bin/python bench/fanout.py --server both --viewers 1000 --rate 50 --duration 20
 
 For each server (livecart, the python-socketio peer, and bench/peer_raw.py: bare aiohttp,
-one Redis subscription, one frame per message written to every socket), in the same invocation and
+one Redis subscription, one frame per message written to every socket; livecart-cluster is livecart
+on a 3-master Redis Cluster of the run's own), in the same invocation and
 with the same load generator, it prints one line: deliveries/s achieved vs N x R,
 end-to-end latency p50/p99/max (publish time.time() -> receive time.time(), one
 machine clock), the server's CPU (utime+stime deltas from /proc/<pid>/stat, the whole
@@ -13,6 +14,9 @@ core: then the generator, not the server, may be the limit) and Redis's CPU.
 Processes (all on 127.0.0.1, each stopped by its PID in a finally block):
   server     livecart `python -m server serve --port P [--workers W]` (Redis broker on
              db --redis-db, flushed before and after), or bench/peer_socketio.py
+  redis      with --redis own: a redis-server of the arm's own (tests/redis_server.py), and for
+             livecart-cluster always a 3-master cluster of its own (tests/redis_cluster.py),
+             no persistence either way, stopped when the arm ends
   generators bench/fanout_gen.py x --gen-procs, raw asyncio WebSocket clients
   publisher  bench/fanout_pub.py, exactly R x D events paced at R/s through Redis
 CPU pinning (os.sched_setaffinity): server on --server-cpus (default core 0 for one
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from procs import BenchRedis  # bench/, this script's directory
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -126,26 +131,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def redis_pid(url: str) -> int | None:
-    import redis
-
-    r = redis.Redis.from_url(url)
-    try:
-        return int(r.info("server")["process_id"])
-    except Exception:
-        return None
-    finally:
-        r.close()
-
-
-def flush_db(url: str) -> None:
-    import redis
-
-    r = redis.Redis.from_url(url)
-    try:
-        r.flushdb()
-    finally:
-        r.close()
+def arm_redis(kind: str, a: argparse.Namespace, workdir: Path) -> BenchRedis:
+    """livecart-cluster: a 3-master Redis Cluster of the arm's own; embedded: no Redis with
+    `--redis own`; every other server: the machine's Redis (db --redis-db) or one of its own."""
+    if kind == "livecart-cluster":
+        which = "cluster"
+    elif a.redis == "own":
+        which = "none" if kind == "embedded" else "own"
+    else:
+        which = "shared"
+    return BenchRedis(which, workdir, f"redis://127.0.0.1:6379/{a.redis_db}")
 
 
 def pct(sorted_vals: list[float], q: float) -> float:
@@ -291,12 +286,14 @@ def tail(path: Path, n: int = 15) -> str:
 
 # -- one server -----------------------------------------------------------------------------
 async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
-    redis_url = f"redis://127.0.0.1:6379/{a.redis_db}"
     tmp = Path(tempfile.mkdtemp(prefix=f"fanout-{kind}-"))
     procs = Procs()
     server_cpus = {int(c) for c in a.server_cpus.split(",")} if a.server_cpus else None
-    workers = a.workers if kind == "livecart" else 1
-    publisher = "chat" if kind == "embedded" else a.publisher if kind == "livecart" else "broker"
+    cluster = kind == "livecart-cluster"
+    livecart = kind in ("livecart", "livecart-cluster")
+    workers = a.workers if livecart else 1
+    publisher = "chat" if kind == "embedded" else a.publisher if livecart else "broker"
+    store = arm_redis(kind, a, tmp / "redis")
     res: dict[str, Any] = {
         "server": kind,
         "viewers": a.viewers,
@@ -307,13 +304,15 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         "server_cpus": a.server_cpus or "any",
         "gen_cpus": a.gen_cpus or "any",
         "publisher": publisher,
+        "redis": store.kind,
     }
     try:
-        await asyncio.to_thread(flush_db, redis_url)
+        store.start()  # blocking (a cluster: a few seconds), but nothing of this arm runs yet
+        redis_url = store.url
         port = free_port()
         host_token = ""
         slog = open(tmp / "server.log", "wb")
-        if kind in ("livecart", "embedded"):
+        if livecart or kind == "embedded":
             admin = secrets.token_urlsafe(24)
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
             env.update(
@@ -324,8 +323,9 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
                 LIVECART_CHAT_RATE_PER_S=str(max(1.0, a.rate)),
                 LIVECART_CHAT_BURST="1000",
             )
-            if kind == "livecart":  # "embedded": the in-process broker, no Redis
+            if livecart:  # "embedded": the in-process broker, no Redis
                 env["LIVECART_REDIS_URL"] = redis_url
+                env["LIVECART_REDIS_CLUSTER"] = "1" if cluster else "0"
             if a.gc_probe:
                 env["PYTHONPATH"] = str(BENCH / "gcprobe")
                 env["FANOUT_GC_LOG"] = str(tmp / "gc.log")
@@ -442,11 +442,10 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError("no viewer connected")
         tree = proc_tree(server.pid)
         procs.extra_pids.extend(p for p in tree if p != server.pid and p not in procs.extra_pids)
-        rpid = await asyncio.to_thread(redis_pid, redis_url)
+        rpids = await asyncio.to_thread(store.pids)  # a cluster: every master's redis-server
         await asyncio.sleep(1.0)  # let the server settle after the connection storm
-        res["quiet_wait_s"] = await wait_quiet(
-            [*tree, *(g.pid for g in gens), os.getpid(), *([rpid] if rpid else [])], a.wait_quiet
-        )
+        mine = [*tree, *(g.pid for g in gens), os.getpid(), *rpids]
+        res["quiet_wait_s"] = await wait_quiet(mine, a.wait_quiet)
 
         for g in gens:
             g.stdin.write(b"GO\n")  # type: ignore[union-attr]
@@ -458,6 +457,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "socketio" if kind == "socketio" else "livecart" if publisher == "broker" else "chat",
             "--redis",
             redis_url,
+            *(["--cluster"] if cluster else []),
             "--url",
             f"ws://127.0.0.1:{port}{path}?token={host_token}" if publisher == "chat" else "",
             "--room",
@@ -479,13 +479,15 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "server": tree,
             "gens": [g.pid for g in gens],
             "pub": [pub.pid],
-            "redis": [rpid] if rpid else [],
+            "redis": rpids,
         }
         snap0 = {n: cpu_snapshot(p) for n, p in watched.items()}
+        redis0 = store.cpu_seconds()  # INFO cpu of each redis-server: microseconds, not ticks
         busy0 = machine_busy()
         every0 = all_cpu()
         await asyncio.sleep(max(0.0, t0 + a.duration - time.time()))
         snap1 = {n: cpu_snapshot(p) for n, p in watched.items()}
+        redis1 = store.cpu_seconds()
         busy1 = machine_busy()
         every1 = all_cpu()
         window = time.time() - t0
@@ -537,6 +539,7 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         ]
         cpu = {n: cpu_delta(snap0[n], snap1[n]) for n in watched}
         server_cpu = sum(cpu["server"].values()) / window
+        redis_cpu = redis1 - redis0 if redis0 is not None and redis1 is not None else None  # seconds
         res.update(
             target_per_s=target,
             achieved_per_s=round(in_window / a.duration),
@@ -559,7 +562,14 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             server_us_per_delivery=round(1e6 * server_cpu * a.duration / in_window, 2) if in_window else None,
             gen_cpu_pct=[round(100 * v / window, 1) for v in cpu["gens"].values()],
             pub_cpu_pct=round(100 * sum(cpu["pub"].values()) / window, 1),
-            redis_cpu_pct=round(100 * sum(cpu["redis"].values()) / window, 1) if cpu["redis"] else None,
+            redis_cpu_pct=round(100 * redis_cpu / window, 2) if redis_cpu is not None else None,
+            redis_proc_cpu_pct=round(100 * sum(cpu["redis"].values()) / window, 1) if cpu["redis"] else None,
+            redis_procs=len(cpu["redis"]),
+            redis_us_per_delivery=(
+                round(1e6 * redis_cpu * a.duration / window / in_window, 3)
+                if in_window and redis_cpu is not None
+                else None
+            ),
             lost_connections=sum(r["lost"] for r in results),
             lost_before_go=sum(r["lost_before_go"] for r in results),
             per_socket_min=min(r["per_socket_min"] for r in results),
@@ -589,9 +599,10 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         res["server_log_tail"] = tail(tmp / "server.log")
         return res
     finally:
-        await procs.stop_all()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(flush_db, redis_url)
+        try:
+            await procs.stop_all()
+        finally:
+            store.stop()  # by PID (each redis-server's Popen), bounded: SIGTERM, 10 s, SIGKILL
         if a.show_server_log:
             res["server_log_tail"] = tail(tmp / "server.log", 40)
         if a.keep_tmp:
@@ -626,7 +637,7 @@ def merge(dicts: list[dict[str, int]]) -> dict[str, int]:
 
 def line_for(r: dict[str, Any]) -> str:
     name = r["server"] + (f" x{r['workers']}" if r.get("workers", 1) > 1 else "")
-    head = f"{name:<12} N={r['viewers']} R={r['rate']:g}/s D={r['duration']:g}s"
+    head = f"{name:<16} N={r['viewers']} R={r['rate']:g}/s D={r['duration']:g}s"
     if "error" in r:
         return f"{head}  ERROR {r['error']}"
     s = (
@@ -639,7 +650,9 @@ def line_for(r: dict[str, Any]) -> str:
         f"server CPU {r['server_cpu_pct']}%"
         + (f" {r['server_cpu_per_proc_pct']}" if r["workers"] > 1 else "")
         + f" ({r['server_us_per_delivery']} us/delivery)  gen CPU {r['gen_cpu_pct']}%  "
-        f"redis {r['redis_cpu_pct']}%  other {r['other_cpu_pct']}%  "
+        f"redis {r['redis_cpu_pct']}%"
+        + (f" ({r['redis_procs']} processes)" if r["redis_procs"] > 1 else "")
+        + f" ({r['redis_us_per_delivery']} us/delivery, {r['redis']})  other {r['other_cpu_pct']}%  "
         f"frames {r['frames']}  lost {r['lost_connections']}  seq gaps {r['seq_gaps']}"
     )
     if r["gen_saturated"]:
@@ -663,8 +676,9 @@ async def main_async(a: argparse.Namespace) -> int:
     kinds = {"both": ["livecart", "socketio"], "all": ["livecart", "raw", "socketio"]}.get(
         a.server, a.server.split(",")
     )
+    kinds = kinds * a.rounds  # round by round, each round every server in the order given
     out = []
-    for kind in kinds:
+    for n, kind in enumerate(kinds):
         budget = a.connect_phase + a.duration + a.drain + 120
         try:
             r = await asyncio.wait_for(run_one(kind, a), budget)
@@ -681,8 +695,11 @@ async def main_async(a: argparse.Namespace) -> int:
         print(line_for(r), flush=True)
         if r.get("server_log_tail"):
             print("  server log tail:\n    " + r["server_log_tail"].replace("\n", "\n    "), flush=True)
-        if kind != kinds[-1]:
+        if n < len(kinds) - 1:
             await asyncio.sleep(3)  # let TIME_WAIT sockets and CPU settle
+    if a.rounds > 1 or len(set(kinds)) < len(kinds):
+        for line in summary(out):
+            print(line, flush=True)
     if a.json:
         doc = {
             "machine": machine(),
@@ -696,6 +713,43 @@ async def main_async(a: argparse.Namespace) -> int:
         else:
             Path(a.json).write_text(text + "\n")
     return 1 if any("error" in r for r in out) else 0
+
+
+MEDIANS = (
+    ("delivered_pct", "delivered %"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("server_us_per_delivery", "livecart us/delivery"),
+    ("redis_us_per_delivery", "redis us/delivery"),
+)
+
+
+def summary(out: list[dict[str, Any]]) -> list[str]:
+    """Per server: the median of each figure over its runs; then livecart-cluster / livecart."""
+    import statistics
+
+    med: dict[str, dict[str, float]] = {}
+    lines = []
+    for kind in dict.fromkeys(r["server"] for r in out):
+        runs = [r for r in out if r["server"] == kind and "error" not in r]
+        if not runs:
+            continue
+        med[kind] = {
+            key: statistics.median(r[key] for r in runs)
+            for key, _ in MEDIANS
+            if all(r.get(key) is not None for r in runs)
+        }
+        figures = "  ".join(f"{label} {med[kind][key]:.4g}" for key, label in MEDIANS if key in med[kind])
+        lines.append(f"median {kind:<16} runs {len(runs)}  {figures}")
+    if "livecart" in med and "livecart-cluster" in med:
+        single, cluster = med["livecart"], med["livecart-cluster"]
+        ratios = "  ".join(
+            f"{label} {cluster[key] / single[key]:.2f}x"
+            for key, label in MEDIANS
+            if single.get(key) and key in cluster
+        )
+        lines.append(f"ratio  livecart-cluster / livecart  {ratios}")
+    return lines
 
 
 def machine() -> dict[str, Any]:
@@ -718,9 +772,20 @@ def main() -> int:
     p.add_argument(
         "--server",
         default="both",
-        help="livecart (Redis broker), embedded (livecart's in-process broker, the host's chat "
+        help="livecart (Redis broker), livecart-cluster (livecart on a 3-master Redis Cluster of the "
+        "run's own), embedded (livecart's in-process broker, the host's chat "
         "publishing), raw (bench/peer_raw.py, the simplest serialize-once fan-out), socketio; "
         "several comma-separated, run in that order; both = livecart,socketio; all = livecart,raw,socketio",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="run the --server list this many times, one round after another"
+    )
+    p.add_argument(
+        "--redis",
+        choices=["shared", "own"],
+        default="shared",
+        help="the single Redis of the livecart, raw and socketio arms: the machine's 127.0.0.1:6379 (db "
+        "--redis-db), or a redis-server each arm starts for itself (tests/redis_server.py, no persistence)",
     )
     p.add_argument(
         "--publisher",
@@ -764,9 +829,11 @@ def main() -> int:
     p.add_argument("--keep-tmp", action="store_true")
     p.add_argument("--show-server-log", action="store_true")
     a = p.parse_args()
-    known = {"livecart", "embedded", "raw", "socketio", "both", "all"}
+    known = {"livecart", "livecart-cluster", "embedded", "raw", "socketio", "both", "all"}
     if not set(a.server.split(",")) <= known:
         raise SystemExit(f"--server takes {sorted(known)}")
+    if not 1 <= a.rounds <= 20:
+        raise SystemExit("--rounds takes 1 to 20")
     if a.server_cpus is None:
         a.server_cpus = "0" if a.workers == 1 else ""
     if a.duration <= 0 or a.rate <= 0 or a.viewers <= 0 or a.duration * a.rate > 1_000_000:

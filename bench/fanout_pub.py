@@ -2,7 +2,8 @@
 
 Publishes exactly rate x duration chat events, event i at start + i/rate (no catch-up
 burst beyond what a late loop forces), through:
-  livecart  chat.broker_redis.RedisBroker.publish (the broker stamps ts = time.time())
+  livecart  chat.broker_redis.RedisBroker.publish (the broker stamps ts = time.time()); with
+            --cluster, --redis is one node of a Redis Cluster (the broker's cluster client)
   chat      the host's room socket (--url ws://...?token=HOST), a chat frame per event, as a host
             typing does; the server's broker (embedded or Redis) stamps ts
   socketio  socketio.AsyncRedisManager(write_only=True).emit("chat", {"ts": time.time(), ...}, room=...)
@@ -43,7 +44,7 @@ async def run(args: argparse.Namespace) -> int:
     elif args.mode == "livecart":
         from chat.broker_redis import RedisBroker
 
-        broker = RedisBroker(args.redis)
+        broker = RedisBroker(args.redis, cluster=args.cluster)
 
         async def publish(i: int) -> None:
             await broker.publish(
@@ -106,6 +107,7 @@ def main() -> int:
     p.add_argument("--mode", choices=["livecart", "socketio", "chat"], required=True)
     p.add_argument("--url", default="", help="chat: the host's room socket, ws://127.0.0.1:...")
     p.add_argument("--redis", required=True)
+    p.add_argument("--cluster", action="store_true", help="livecart: --redis is a Redis Cluster node")
     p.add_argument("--room", required=True)
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--duration", type=float, required=True)
