@@ -85,6 +85,17 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+async def wait_quiet(mine: list[int], limit: float) -> float:
+    """Wait (at most `limit` s) until the processes not in `mine` use < 10 % of a core for 3 s in
+    a row; return the seconds waited."""
+    started, quiet = time.monotonic(), 0
+    while time.monotonic() - started < limit and quiet < 3:
+        busy0, ours0 = machine_busy(), cpu_seconds(*mine)
+        await asyncio.sleep(1.0)
+        quiet = quiet + 1 if (machine_busy() - busy0) - (cpu_seconds(*mine) - ours0) < 0.10 else 0
+    return round(time.monotonic() - started, 1)
+
+
 async def call(
     http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, **kw: Any
 ) -> tuple[int, Any]:
@@ -283,19 +294,24 @@ async def run(
     server: subprocess.Popen[bytes] | None = None
     try:
         store.start()  # blocking (a cluster: a few seconds); nothing else of the run is up yet
-        server = start_server(workers, schema, store, workdir)
-        return await rush(server, workers, dashboards, client, schema, store, args)
+        port = free_port()
+        server = start_server(port, workers, schema, store, workdir)
+        return await rush(server, port, workers, dashboards, client, schema, store, args)
     finally:
-        if server is not None:
-            stop(server, 30)
-        store.stop()  # each redis-server by its PID; the machine's db flushed
+        try:
+            if server is not None:
+                stop(server, 30)
+        finally:
+            store.stop()  # each redis-server by its PID; the machine's db flushed
         shutil.rmtree(workdir, ignore_errors=True)
         conn = await asyncpg.connect(PG)
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
 
 
-def start_server(workers: int, schema: str, store: BenchRedis, workdir: str) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, workers: int, schema: str, store: BenchRedis, workdir: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECART_")}
     env.update(
         LIVECART_DATABASE_URL=f"{PG}?search_path={schema}",
@@ -310,7 +326,7 @@ def start_server(workers: int, schema: str, store: BenchRedis, workdir: str) -> 
         LIVECART_MAX_HELD_UNITS="1000000",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(free_port()), "--workers", str(workers)],
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -320,6 +336,7 @@ def start_server(workers: int, schema: str, store: BenchRedis, workdir: str) -> 
 
 async def rush(
     server: subprocess.Popen[bytes],
+    port: int,
     workers: int,
     dashboards: int,
     client: str,
@@ -327,112 +344,162 @@ async def rush(
     store: BenchRedis,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    port = int(server.args[server.args.index("--port") + 1])  # type: ignore[union-attr]
+    """Seed the sale, run the timed buy phase, check the sold count; the caller stops it all."""
     base = f"http://127.0.0.1:{port}"
-    if True:
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=30)
-        ) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await call(http, "GET", f"{base}/healthz"))[0] == 200:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(1.0)  # let every worker finish starting
-            show = await flash_sale(
-                http,
-                base,
-                ADMIN,
-                units=args.units,
-                buyers=args.buyers,
-                duration_s=3600,
-                per_viewer_limit=args.per_viewer_limit,
-            )
-            stream, product, sale, viewers = show.stream, show.product, show.sale, show.viewers
-            # The buy button on a sale card names the sale, as the watch page does.
-            body_base = {
-                "stream_id": stream["id"],
-                "product_id": product["id"],
-                "quantity": 1,
-                "sale_id": sale["id"],
-            }
-            feeds = Dashboards()
-            if dashboards:
-                url = f"{base}/api/streams/{stream['id']}/sales/ws?token={show.host['token']}"
-                await feeds.open(http, url, dashboards)
-            payers = [
-                await call(http, "POST", f"{base}/api/viewers", json={"name": f"payer {i}"})
-                for i in range(args.payers)
-            ]
-            pids = children(server.pid)
-            cpu0, gen0, t0 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-            paying = [
-                asyncio.create_task(
-                    pay_in_a_loop(http, base, viewer, body_base, t0 + args.duration, feeds.confirmed)
-                )
-                for _, viewer in payers
-            ]
-            if client == "raw":
-                load = await buy_raw(port, viewers, body_base, args)
-            elif client == "ws":
-                load = await buy_ws(http, base, stream["id"], viewers, body_base, args)
-            else:
-                load = await buy_aiohttp(http, base, viewers, body_base, args)
-            paid = sum(await asyncio.gather(*paying))
-            created = load.statuses.get(201, 0)
-            elapsed = time.monotonic() - t0
-            cpu1, gen1 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF)
-            _, shown = await call(http, "GET", f"{base}/api/streams/{stream['id']}")
-            remaining = shown["sale"]["remaining"] if shown["sale"] else 0
-            # held == orders (a request lost in flight may have been served: it shows here)
-            assert args.units - remaining == created + paid, (args.units, remaining, created, paid)
-            shown_everywhere = await feeds.settle(paid) if dashboards else None
-        latencies = sorted(load.latencies)
-        pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
-        return {
-            "client": client,
-            "workers": workers,
-            "concurrency": args.concurrency,
-            "seconds": round(elapsed, 1),
-            "buys_per_s": round(created / elapsed),
-            "answers_per_s": round(len(latencies) / elapsed),
-            "statuses": load.statuses,
-            "p50_ms": pick(0.5),
-            "p99_ms": pick(0.99),
-            "max_ms": round(latencies[-1] * 1000, 1),
-            "server_cpu": round((cpu1 - cpu0) / elapsed, 2),
-            "generator_cpu": round(
-                (gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) / elapsed, 2
-            ),
-            "sold_check": f"{created} + {paid} paid orders == {args.units - remaining} units held",
-            "dashboards": dashboards,
-            "paid_per_s": round(paid / elapsed),
-            **(
-                {
-                    "feed_frames": feeds.frames,
-                    "every_payment_shown": shown_everywhere,
-                    "shown_after_payment_p50_ms": round(statistics.median(feeds.lags) * 1000),
-                    "shown_after_payment_p99_ms": round(statistics.quantiles(feeds.lags, n=100)[98] * 1000),
-                }
-                if dashboards and len(feeds.lags) > 1
-                else {}
-            ),
-            **({"errors": load.errors} if load.errors else {}),
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"server exited with code {server.returncode} during start-up")
+            try:
+                if (await call(http, "GET", f"{base}/healthz"))[0] == 200:
+                    break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # let every worker finish starting
+        show = await flash_sale(
+            http,
+            base,
+            ADMIN,
+            units=args.units,
+            buyers=args.buyers,
+            duration_s=3600,
+            per_viewer_limit=args.per_viewer_limit,
+        )
+        stream, product, sale, viewers = show.stream, show.product, show.sale, show.viewers
+        # The buy button on a sale card names the sale, as the watch page does.
+        body_base = {
+            "stream_id": stream["id"],
+            "product_id": product["id"],
+            "quantity": 1,
+            "sale_id": sale["id"],
         }
+        feeds = Dashboards()
+        if dashboards:
+            url = f"{base}/api/streams/{stream['id']}/sales/ws?token={show.host['token']}"
+            await feeds.open(http, url, dashboards)
+        payers = [
+            await call(http, "POST", f"{base}/api/viewers", json={"name": f"payer {i}"})
+            for i in range(args.payers)
+        ]
+        pids, pg_pids = children(server.pid), postgres_pids()
+        waited = await wait_quiet([*pids, *pg_pids, *store.pids(), os.getpid()], args.wait_quiet)
+        cpu0, gen0, t0 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        redis0, pg0, busy0 = store.cpu_seconds(), cpu_seconds(*pg_pids), machine_busy()
+        paying = [
+            asyncio.create_task(
+                pay_in_a_loop(http, base, viewer, body_base, t0 + args.duration, feeds.confirmed)
+            )
+            for _, viewer in payers
+        ]
+        if client == "raw":
+            load = await buy_raw(port, viewers, body_base, args)
+        elif client == "ws":
+            load = await buy_ws(http, base, stream["id"], viewers, body_base, args)
+        else:
+            load = await buy_aiohttp(http, base, viewers, body_base, args)
+        paid = sum(await asyncio.gather(*paying))
+        created = load.statuses.get(201, 0)
+        elapsed = time.monotonic() - t0
+        cpu1, gen1 = cpu_seconds(*pids), resource.getrusage(resource.RUSAGE_SELF)
+        redis1, pg1, busy1 = store.cpu_seconds(), cpu_seconds(*pg_pids), machine_busy()
+        _, shown = await call(http, "GET", f"{base}/api/streams/{stream['id']}")
+        remaining = shown["sale"]["remaining"] if shown["sale"] else 0
+        shown_everywhere = await feeds.settle(paid) if dashboards else None
+    conn = await asyncpg.connect(PG)
+    try:
+        rows, row_units = await conn.fetchrow(
+            f"SELECT count(*), coalesce(sum(quantity), 0) FROM {schema}.orders WHERE sale_id = $1",
+            sale["id"],
+        )
     finally:
-        stop(server, 30)
-        shutil.rmtree(workdir, ignore_errors=True)
-        await flush.flushdb()
-        await flush.aclose()
-        conn = await asyncpg.connect(PG)
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
+    # Exactly N of N: the units the stock holds, the orders answered and the order rows agree (a
+    # request lost in flight may have been served: it would show here as one held unit too many).
+    held = args.units - remaining
+    latencies = sorted(load.latencies)
+    pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)  # noqa: E731
+    orders = created + paid
+    server_cpu, generator_cpu = cpu1 - cpu0, gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime
+    redis_cpu = redis1 - redis0 if redis0 is not None and redis1 is not None else None
+    return {
+        "client": client,
+        "workers": workers,
+        "redis": store.kind,
+        "concurrency": args.concurrency,
+        "seconds": round(elapsed, 1),
+        "buys_per_s": round(created / elapsed),
+        "answers_per_s": round(len(latencies) / elapsed),
+        "statuses": load.statuses,
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "max_ms": round(latencies[-1] * 1000, 1),
+        "server_cpu": round(server_cpu / elapsed, 2),
+        "server_us_per_buy": round(1e6 * server_cpu / orders, 1) if orders else None,
+        "redis_cpu": round(redis_cpu / elapsed, 3) if redis_cpu is not None else None,
+        "redis_us_per_buy": round(1e6 * redis_cpu / orders, 2) if orders and redis_cpu is not None else None,
+        "postgres_cpu": round((pg1 - pg0) / elapsed, 2),
+        "generator_cpu": round(generator_cpu / elapsed, 2),
+        "quiet_wait_s": waited,
+        "other_cpu": round(
+            max(0.0, busy1 - busy0 - server_cpu - generator_cpu - (redis_cpu or 0) - (pg1 - pg0)) / elapsed, 2
+        ),
+        "sold_ok": held == orders == row_units and rows == row_units,
+        "sold_check": f"{created} + {paid} paid orders == {held} units held == {rows} order rows"
+        f" ({row_units} units)",
+        "dashboards": dashboards,
+        "paid_per_s": round(paid / elapsed),
+        **(
+            {
+                "feed_frames": feeds.frames,
+                "every_payment_shown": shown_everywhere,
+                "shown_after_payment_p50_ms": round(statistics.median(feeds.lags) * 1000),
+                "shown_after_payment_p99_ms": round(statistics.quantiles(feeds.lags, n=100)[98] * 1000),
+            }
+            if dashboards and len(feeds.lags) > 1
+            else {}
+        ),
+        **({"errors": load.errors} if load.errors else {}),
+    }
+
+
+MEDIANS = ("buys_per_s", "p50_ms", "p99_ms", "server_us_per_buy", "redis_us_per_buy")
+
+
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per arm (workers, dashboards, client, redis): medians over its rounds; then, where the same
+    rush ran on a cluster and on a single Redis (own, else shared), the ratios cluster / single."""
+    arms: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        arms.setdefault((row["workers"], row["dashboards"], row["client"], row["redis"]), []).append(row)
+    out, med = [], {}
+    for arm, runs in arms.items():
+        med[arm] = {
+            key: round(statistics.median(r[key] for r in runs), 2)
+            for key in MEDIANS
+            if all(r[key] is not None for r in runs)
+        }
+        names = dict(zip(("workers", "dashboards", "client", "redis"), arm, strict=True))
+        out.append(
+            {"median": {**names, "runs": len(runs), "sold_ok": all(r["sold_ok"] for r in runs), **med[arm]}}
+        )
+    for (workers, dashboards, client, kind), cluster in med.items():
+        if kind != "cluster":
+            continue
+        for single_kind in ("own", "shared"):
+            single = med.get((workers, dashboards, client, single_kind))
+            if single:
+                ratios = {
+                    k: round(cluster[k] / single[k], 2) for k in MEDIANS if single.get(k) and k in cluster
+                }
+                names = {"workers": workers, "dashboards": dashboards, "client": client}
+                out.append({f"ratio_cluster_over_{single_kind}": {**names, **ratios}})
+                break
+    return out
 
 
 async def main() -> None:
@@ -453,13 +520,42 @@ async def main() -> None:
     parser.add_argument("--per-viewer-limit", type=int, default=99)
     parser.add_argument("--dashboards", default="0", help="comma list of feeds open, run side by side")
     parser.add_argument("--payers", type=int, default=0, help="viewers buying and paying in a loop")
-    parser.add_argument("--rounds", type=int, default=1, help="times each --dashboards arm runs, alternating")
+    parser.add_argument(
+        "--redis",
+        default="shared",
+        help="comma list, run side by side: shared (the machine's Redis, 127.0.0.1:6379 db 14), own (a "
+        "redis-server of the run's own), cluster (a 3-master Redis Cluster of the run's own)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="times each --redis and --dashboards arm runs, alternating"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        help="before each timed phase, wait up to S s for other processes to use < 10%% of a core for 3 s",
+    )
     args = parser.parse_args()
+    kinds = args.redis.split(",")
+    if not set(kinds) <= {"shared", "own", "cluster"}:
+        raise SystemExit("--redis takes shared, own and cluster")
+    rows = []
     for workers in (int(w) for w in args.workers.split(",")):
         for _ in range(args.rounds):
-            for dashboards in (int(d) for d in args.dashboards.split(",")):
-                for client in args.client.split(","):
-                    print(json.dumps(await run(workers, dashboards, client, args)), flush=True)
+            for redis_kind in kinds:
+                for dashboards in (int(d) for d in args.dashboards.split(",")):
+                    for client in args.client.split(","):
+                        # start-up, seeding and the check are bounded too (the server's start
+                        # 30 s, each HTTP call 30 s): the whole run at most duration + 300 s
+                        one = run(workers, dashboards, client, redis_kind, args)
+                        row = await asyncio.wait_for(one, args.duration + 300)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+    if args.rounds > 1 or len(kinds) > 1:
+        for line in summary(rows):
+            print(json.dumps(line), flush=True)
+    if not all(row["sold_ok"] for row in rows):
+        raise SystemExit("the sold check failed (see sold_check)")
 
 
 if __name__ == "__main__":

@@ -444,8 +444,8 @@ async def run_one(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         procs.extra_pids.extend(p for p in tree if p != server.pid and p not in procs.extra_pids)
         rpids = await asyncio.to_thread(store.pids)  # a cluster: every master's redis-server
         await asyncio.sleep(1.0)  # let the server settle after the connection storm
-        mine = [*tree, *(g.pid for g in gens), os.getpid(), *rpids]
-        res["quiet_wait_s"] = await wait_quiet(mine, a.wait_quiet)
+        quiet_pids = [*tree, *(g.pid for g in gens), os.getpid(), *rpids]
+        res["quiet_wait_s"] = await wait_quiet(quiet_pids, a.wait_quiet)
 
         for g in gens:
             g.stdin.write(b"GO\n")  # type: ignore[union-attr]
