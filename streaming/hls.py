@@ -56,10 +56,7 @@ class Segment:
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
     data: bytes = b""
-
-    @property
-    def duration(self) -> float:
-        return sum(part.duration for part in self.parts)
+    duration: float = 0.0  # its parts' durations added up (kept as each part is cut)
 
 
 @dataclass
@@ -153,9 +150,10 @@ class LiveHls:
         self._part_video = 0  # video ticks in the open part
         self._keyframe_asked = False
         self._fragments = 0
-        self._changed: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []  # blocking requests, woken by any change
         self.waiting = 0
-        self._playlist: str | None = None  # rendered once per change, for every reader
+        self._playlist: bytes | None = None  # rendered once per change, for every reader
+        self._target: int | None = None  # the target duration, worked out once per segment
         self.recorder: Recorder | None = None  # the recording, when the node keeps them
 
     # -- frames in ------------------------------------------------------------------------------
@@ -236,6 +234,7 @@ class LiveHls:
         segment.parts.append(
             Part(len(segment.parts), data, duration, video.samples[0].keyframe, time.monotonic())
         )
+        segment.duration += duration
         if len(segment.parts) == 1:
             self.segments[segment.msn] = segment
         self._part_video = 0
@@ -247,6 +246,7 @@ class LiveHls:
             return
         segment.complete = True
         segment.data = b"".join(part.data for part in segment.parts)
+        self._target = None
         if self.recorder is not None:
             self.recorder.segment(
                 segment.msn, segment.duration, segment.started, segment.map_id, segment.data
@@ -257,22 +257,23 @@ class LiveHls:
 
     def _wake(self) -> None:
         self._playlist = None
-        changed, self._changed = self._changed, None
-        if changed is not None and not changed.done():
-            changed.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- what clients read ---------------------------------------------------------------------
     def target_duration(self) -> int:
-        longest = max((s.duration for s in self.segments.values() if s.complete), default=0.0)
-        return max(math.ceil(SEGMENT_TARGET_S), round(longest + 0.499))
+        if self._target is None:  # once per segment, not per request
+            longest = max((s.duration for s in self.segments.values() if s.complete), default=0.0)
+            self._target = max(math.ceil(SEGMENT_TARGET_S), round(longest + 0.499))
+        return self._target
 
     def has(self, msn: int, part: int | None) -> bool:
         segment = self.segments.get(msn)
-        if part is None:
-            return (segment is not None and segment.complete) or any(m > msn for m in self.segments)
-        return (segment is not None and (len(segment.parts) > part or segment.complete)) or any(
-            m > msn for m in self.segments
-        )
+        if segment is not None and (segment.complete or (part is not None and len(segment.parts) > part)):
+            return True
+        return bool(self.segments) and next(reversed(self.segments)) > msn  # a later one exists
 
     async def started(self) -> None:
         """Hold until the first part exists (a publisher's first keyframe), bounded."""
@@ -294,17 +295,21 @@ class LiveHls:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise Unavailable("the playlist did not get there in time", code="hls_timeout")
-                if self._changed is None:
-                    self._changed = asyncio.get_running_loop().create_future()
-                await asyncio.wait_for(asyncio.shield(self._changed), left)
+                # A future of its own: a request that times out cancels only its own wait.
+                waiter = asyncio.get_running_loop().create_future()
+                if len(self._waiters) > 2 * self.waiting:  # those that timed out while nothing changed
+                    self._waiters = [w for w in self._waiters if not w.done()]
+                self._waiters.append(waiter)
+                async with asyncio.timeout(left):
+                    await waiter
         except TimeoutError:
             raise Unavailable("the playlist did not get there in time", code="hls_timeout") from None
         finally:
             self.waiting -= 1
 
-    def playlist(self) -> str:
+    def playlist(self) -> bytes:
         if self._playlist is None:
-            self._playlist = self._render()
+            self._playlist = self._render().encode()
         return self._playlist
 
     def _render(self) -> str:

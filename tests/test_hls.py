@@ -310,7 +310,7 @@ def test_a_new_resolution_starts_a_segment_with_its_own_init_segment(tmp_path: P
     for index, (data, keyframe) in enumerate(frames):
         live.video(data, index * 3000, keyframe)
     live.close()
-    text = live.playlist()
+    text = live.playlist().decode()
     assert tags(text)["#EXT-X-MAP"] == ['URI="init.mp4"', 'URI="init1.mp4"']
     last = list(live.segments.values())[-1]
     assert last.complete and last.map_id == 1

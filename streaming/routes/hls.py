@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from core.errors import BadRequest, LivecartError, NotFound
 from core.http import Route
@@ -19,6 +20,9 @@ from streaming.timeline import FILE as TIMELINE_FILE
 PLAYLIST = "application/vnd.apple.mpegurl"
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=1"
+# Built once: a thousand players' requests a second per stream each copy these, not build them.
+_LIVE_HEADERS = CIMultiDict({"Content-Type": PLAYLIST, "Cache-Control": SHORT})
+_MEDIA_HEADERS = CIMultiDict({"Content-Type": "video/mp4", "Cache-Control": IMMUTABLE})
 
 
 async def _live(request: web.Request) -> LiveHls:
@@ -49,7 +53,7 @@ async def live_playlist(request: web.Request) -> web.Response:
     await live.started()
     if msn is not None:
         await live.wait_for(msn, part)
-    return web.Response(text=live.playlist(), content_type=PLAYLIST, headers={"Cache-Control": SHORT})
+    return web.Response(body=live.playlist(), headers=_LIVE_HEADERS)
 
 
 async def media(request: web.Request) -> web.Response:
@@ -66,7 +70,7 @@ async def media(request: web.Request) -> web.Response:
         if recorded is None:
             raise exc from None
         data = recorded
-    return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": IMMUTABLE})
+    return web.Response(body=data, headers=_MEDIA_HEADERS)
 
 
 async def replay_playlist(request: web.Request) -> web.Response:
