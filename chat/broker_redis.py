@@ -28,7 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from chat.broker import HISTORY_SIZE, Event, Listener
-from chat.broker_shards import Shard
+from chat.broker_shards import CLOSE_S, Shard
 from core.logs import log
 from core.redis import Client, RedisUnavailable, Script, answer, connect
 
@@ -119,9 +119,8 @@ class RedisBroker:
             await shard.close()
         for task in list(self._fills):
             task.cancel()
-        for task in list(self._fills):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._fills:
+            await asyncio.wait(list(self._fills), timeout=CLOSE_S)
         if self._owns_client:
             await self._redis.aclose()
 

@@ -25,6 +25,8 @@ from core.logs import log
 
 logger = logging.getLogger("livecart.broker")
 
+CLOSE_S = 2.0  # the most a (un)subscribe or a listener's stop may take before it is given up on
+
 
 class Owner(Protocol):
     def arrive(self, channel: str, message: bytes) -> None:
@@ -77,8 +79,11 @@ class Shard:
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a listener caught inside redis-py on a connection being torn down must not
+            # hold the node's shutdown; closing its connection below ends it.
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_S)
+            if not done:
+                log(logger, logging.WARNING, "redis pub/sub listener slow to stop", server=self.name)
         await self._close_pubsub()
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -95,8 +100,9 @@ class Shard:
         if pubsub is None or not self.connected or self._closing:
             return False
         try:
-            await getattr(pubsub, command)(channel)
-        except (RedisError, OSError):
+            async with asyncio.timeout(CLOSE_S):
+                await getattr(pubsub, command)(channel)
+        except (RedisError, OSError, TimeoutError):
             return False
         except Exception:
             if pubsub is self._pubsub and not self._closing:
