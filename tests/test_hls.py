@@ -28,8 +28,9 @@ from tests.test_streaming import FAST, _show, publish
 from tests.test_ws import connect
 
 
-@pytest.fixture
-async def hls_api(aiohttp_client: MakeClient, tmp_path: Path) -> Api:
+async def relay_app(aiohttp_client: MakeClient, tmp_path: Path, **more: Any) -> Api:
+    """A node relaying on loopback only, with the streaming tests' fast timings (and `more`
+    settings)."""
     hooks.install(("127.0.0.1",))
     settings = Settings(
         data_dir=tmp_path,
@@ -37,10 +38,16 @@ async def hls_api(aiohttp_client: MakeClient, tmp_path: Path) -> Api:
         admin_token=ADMIN_TOKEN,
         public_url="http://livecart.test",
         ice_addresses=("127.0.0.1",),
+        **more,
     )
     app = create_app(settings)
     app[RELAY_SETTINGS] = FAST
     return Api(await aiohttp_client(app))
+
+
+@pytest.fixture
+async def hls_api(aiohttp_client: MakeClient, tmp_path: Path) -> Api:
+    return await relay_app(aiohttp_client, tmp_path)
 
 
 async def get(api: Api, path: str, expect: int = 200) -> tuple[bytes, Any]:

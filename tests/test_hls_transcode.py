@@ -18,31 +18,19 @@ import pytest
 from av.video.frame import PictureType
 
 from config.settings import ConfigError, Settings, load_settings
-from server.app import create_app
-from streaming import fmp4, hls, hooks, transcode
-from streaming.app import RELAY_SETTINGS, SHOW
+from streaming import fmp4, hls, transcode
+from streaming.app import SHOW
 from tests import webrtc_peers as rtc
-from tests.conftest import ADMIN_TOKEN, Api, MakeClient
-from tests.test_hls import get, playlist_with, tags
-from tests.test_streaming import FAST, _show, publish
+from tests.conftest import Api, MakeClient
+from tests.test_hls import get, playlist_with, relay_app, tags
+from tests.test_streaming import _show, publish
 
 FRAME_TICKS = rtc.VIDEO_CLOCK // rtc.FPS
 
 
 @pytest.fixture
 async def transcoding_api(aiohttp_client: MakeClient, tmp_path: Path) -> Api:
-    hooks.install(("127.0.0.1",))
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'hls.db'}",
-        admin_token=ADMIN_TOKEN,
-        public_url="http://livecart.test",
-        ice_addresses=("127.0.0.1",),
-        hls_transcode_vp8=True,
-    )
-    app = create_app(settings)
-    app[RELAY_SETTINGS] = FAST
-    return Api(await aiohttp_client(app))
+    return await relay_app(aiohttp_client, tmp_path, hls_transcode_vp8=True)
 
 
 def _threads(stream_id: str) -> list[str]:
